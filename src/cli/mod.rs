@@ -1,0 +1,54 @@
+//! Command-line interface: `sense` with a subcommand, or no arguments for the desktop app.
+
+mod dataset_args;
+mod info;
+mod labels;
+mod sample;
+
+pub use dataset_args::DatasetArgs;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sense",
+    version,
+    about = "SENSE Explorer: train autoencoders on scientific ensembles and explore their latent space"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Describe a dataset: count, shape, dtype, value range, NaNs, labels.
+    Info(info::InfoArgs),
+    /// Write a built-in sample ensemble as PNGs plus a labels CSV.
+    Sample(sample::SampleArgs),
+    /// Per-class counts of manual and pseudo labels in a label store.
+    Labels(labels::LabelsArgs),
+}
+
+/// Parses the command line and runs it; errors print as one clear line.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        // The desktop app arrives in a later issue; until then, show what exists.
+        None => {
+            let _ = Cli::command().print_help();
+            Ok(())
+        }
+        Some(Command::Info(args)) => info::run(args),
+        Some(Command::Sample(args)) => sample::run(args),
+        Some(Command::Labels(args)) => labels::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Ensembles: how members are stored, read, normalised, augmented, split and batched.
+//!
+//! Every format opens to an [`Ensemble`]: a [`MemberSource`] (the pixels, in the compact dtype
+//! they came in) plus optional labels and simulation parameters. Members are decoded to `f32`
+//! one at a time, so an ensemble far larger than memory streams through training.
+
+mod class_labels;
+mod ensemble;
+pub mod fit;
+pub mod idx;
+pub mod image_folder;
+pub mod npy;
+mod open;
+mod parameters;
+mod raw_array;
+mod shape;
+mod source;
+
+pub use class_labels::ClassLabels;
+pub use ensemble::Ensemble;
+pub use open::{NanPolicy, OpenOptions, open};
+pub use parameters::ParameterTable;
+pub use raw_array::{ByteOrder, RawArray};
+pub use shape::{DType, Shape};
+pub use source::MemberSource;

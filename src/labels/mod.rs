@@ -1,0 +1,1 @@
+//! The label store. STUB: to be implemented.

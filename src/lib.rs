@@ -1,0 +1,10 @@
+//! SENSE Explorer: train autoencoders on scientific ensembles and explore the learned
+//! latent space. See `ARCHITECTURE.md` for how the modules fit together.
+
+pub mod cli;
+pub mod data;
+pub mod error;
+pub mod labels;
+pub mod samples;
+
+pub use error::DataError;
