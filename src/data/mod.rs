@@ -15,6 +15,7 @@ mod parameters;
 mod raw_array;
 mod shape;
 mod source;
+pub mod summary;
 
 pub use class_labels::ClassLabels;
 pub use ensemble::Ensemble;
