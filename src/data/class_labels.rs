@@ -99,9 +99,10 @@ impl ClassLabels {
         let (Some(id_column), Some(label_column), 2) =
             (column("id"), column("label"), header.len())
         else {
-            let missing: Vec<&str> = ["id", "label"]
+            let missing: Vec<String> = ["id", "label"]
                 .into_iter()
                 .filter(|name| column(name).is_none())
+                .map(|name| format!("`{name}`"))
                 .collect();
             let problem = if missing.is_empty() {
                 "extra columns".to_string()

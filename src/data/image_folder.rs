@@ -255,8 +255,11 @@ fn decode(path: &Path) -> DataResult<(ImageInfo, Vec<f32>)> {
 }
 
 fn check_size(path: &Path, info: ImageInfo) -> DataResult<()> {
-    let decoded_bytes = info.shape.len() as u64 * info.dtype.size_bytes() as u64;
-    if info.shape.is_empty() || decoded_bytes > MAX_DECODED_BYTES {
+    // In u128: a hostile header's dimensions could overflow a 64-bit product.
+    let decoded_bytes = [info.shape.channels, info.shape.height, info.shape.width]
+        .iter()
+        .fold(info.dtype.size_bytes() as u128, |acc, &d| acc * d as u128);
+    if info.shape.is_empty() || decoded_bytes > MAX_DECODED_BYTES as u128 {
         return Err(DataError::new(
             path,
             format!(
