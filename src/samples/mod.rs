@@ -4,5 +4,8 @@ use crate::data::Ensemble;
 use crate::error::{DataError, DataResult};
 
 pub fn open(name: &str) -> DataResult<Ensemble> {
-    Err(DataError::new(format!("sample:{name}"), "samples not implemented yet"))
+    Err(DataError::new(
+        format!("sample:{name}"),
+        "samples not implemented yet",
+    ))
 }
