@@ -37,13 +37,7 @@ impl ClassLabels {
 impl ClassLabels {
     /// Loads labels for `ensemble` from a CSV (`id,label`) or an IDX labels file.
     /// STUB: to be implemented.
-    pub fn load(
-        path: &std::path::Path,
-        _ensemble: &super::Ensemble,
-    ) -> crate::error::DataResult<Self> {
-        Err(crate::error::DataError::new(
-            path,
-            "labels not implemented yet",
-        ))
+    pub fn load(path: &std::path::Path, _ensemble: &super::Ensemble) -> crate::error::DataResult<Self> {
+        Err(crate::error::DataError::new(path, "labels not implemented yet"))
     }
 }

@@ -63,10 +63,7 @@ pub fn open(spec: &str, options: &OpenOptions) -> DataResult<Ensemble> {
 
 fn open_source(path: &Path, options: &OpenOptions) -> DataResult<Arc<dyn MemberSource>> {
     if path.is_dir() {
-        return Ok(Arc::new(image_folder::ImageFolder::open(
-            path,
-            options.fit,
-        )?));
+        return Ok(Arc::new(image_folder::ImageFolder::open(path, options.fit)?));
     }
     if !path.exists() {
         return Err(DataError::new(path, "no such file or directory"));

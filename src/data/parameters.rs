@@ -24,13 +24,7 @@ impl ParameterTable {
 
 impl ParameterTable {
     /// Loads a parameters CSV for `ensemble`. STUB: to be implemented.
-    pub fn load(
-        path: &std::path::Path,
-        _ensemble: &super::Ensemble,
-    ) -> crate::error::DataResult<Self> {
-        Err(crate::error::DataError::new(
-            path,
-            "parameters not implemented yet",
-        ))
+    pub fn load(path: &std::path::Path, _ensemble: &super::Ensemble) -> crate::error::DataResult<Self> {
+        Err(crate::error::DataError::new(path, "parameters not implemented yet"))
     }
 }

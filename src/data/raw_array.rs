@@ -217,17 +217,9 @@ mod tests {
     #[test]
     fn decodes_big_endian_u16_and_little_endian_f64() {
         let mut out = [0.0f32; 2];
-        decode_to_f32(
-            &[0x01, 0x02, 0xff, 0xff],
-            DType::U16,
-            ByteOrder::Big,
-            &mut out,
-        );
+        decode_to_f32(&[0x01, 0x02, 0xff, 0xff], DType::U16, ByteOrder::Big, &mut out);
         assert_eq!(out, [258.0, 65535.0]);
-        let bytes: Vec<u8> = [1.5f64, -2.0]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
+        let bytes: Vec<u8> = [1.5f64, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
         decode_to_f32(&bytes, DType::F64, ByteOrder::Little, &mut out);
         assert_eq!(out, [1.5, -2.0]);
     }
