@@ -300,6 +300,13 @@ fn log_of_out_of_domain_training_value_is_an_error() {
     let err = Normalization::fit(&source, &[0, 1], config).unwrap_err();
     assert!(err.to_string().contains("member 1"), "{err}");
     assert!(Normalization::fit(&source, &[0], config).is_ok());
+    // Non-finite values are missing data, not out of the domain: skipped.
+    let missing = VecSource::new(
+        Shape::new(1, 1, 3),
+        vec![vec![1.0, f32::NEG_INFINITY, f32::NAN]],
+    );
+    let norm = Normalization::fit(&missing, &[0], config).unwrap();
+    assert_eq!((norm.channels[0].count, norm.skipped_values), (1, 2));
 }
 
 #[test]

@@ -379,7 +379,7 @@ fn accumulate_chunk(
         source.read_f32(member, &mut buf)?;
         if let PreTransform::Log { epsilon } = pre
             && stats.first_out_of_domain.is_none()
-            && let Some(&bad) = buf.iter().find(|&&x| x + epsilon <= 0.0)
+            && let Some(&bad) = buf.iter().find(|&&x| x.is_finite() && x + epsilon <= 0.0)
         {
             stats.first_out_of_domain = Some((member, bad));
         }
