@@ -4,6 +4,8 @@
 //! they came in) plus optional labels and simulation parameters. Members are decoded to `f32`
 //! one at a time, so an ensemble far larger than memory streams through training.
 
+pub mod augment;
+pub mod batch;
 mod class_labels;
 mod ensemble;
 pub mod fit;
@@ -15,8 +17,12 @@ mod parameters;
 mod raw_array;
 mod shape;
 mod source;
+pub mod split;
 pub mod summary;
+pub mod transform;
 
+pub use augment::{AugmentConfig, Augmentation, CropSize};
+pub use batch::{Batch, BatchLoader};
 pub use class_labels::ClassLabels;
 pub use ensemble::Ensemble;
 pub use open::{NanPolicy, OpenOptions, open};
@@ -24,3 +30,5 @@ pub use parameters::ParameterTable;
 pub use raw_array::{ByteOrder, RawArray};
 pub use shape::{DType, Shape};
 pub use source::MemberSource;
+pub use split::{Fold, Split, SplitFractions};
+pub use transform::{Normalization, NormalizationConfig, PreTransform, Scaling};
