@@ -1,8 +1,8 @@
 //! `channels`: 50×50 facies maps of subsurface channel structures (sand = bright, shale =
 //! dark), like the MCMC snapshots of geological scenarios in the SENSE paper.
 //!
-//! Channels are sinusoidal centrelines in a rotated frame, swept by a disc of slowly varying
-//! width. The scenarios differ in orientation, sinuosity and density; width, count, phase,
+//! Channels are sine-generated centrelines around a rotated flow axis, swept by a disc of
+//! slowly varying width. The scenarios differ in orientation, sinuosity and density; width, count, phase,
 //! contrast and noise vary within every scenario so classes overlap in those nuisances.
 
 use super::procedural::Generator;
@@ -64,17 +64,21 @@ fn deg(degrees: f32) -> f32 {
     degrees * PI / 180.0
 }
 
-/// One channel: a centreline `offset + amplitude·(sin ψ + skew·sin(3ψ + skew_phase))` across
-/// the flow direction, ψ = 2πu/wavelength + phase, swept by a disc of varying half-width.
+/// One channel: a sine-generated centreline (Langbein & Leopold; Kinoshita's skewed form),
+/// whose direction angle relative to the flow axis varies with arc length s as
+/// `max_angle·(sin ψ + skew·cos 3ψ − flatness·sin 3ψ)`, ψ = 2πs/wavelength + phase.
+/// Large angles give the overhanging loops of real meanders, which a sinusoidal offset cannot.
+/// The centreline passes through `offset_px` across the flow axis from the image centre and is
+/// swept by a disc of slowly varying half-width.
 struct Channel {
-    angle_rad: f32,
+    axis_rad: f32,
     offset_px: f32,
-    amplitude_px: f32,
+    max_angle_rad: f32,
+    /// Along the channel, not along the flow axis.
     wavelength_px: f32,
     phase: f32,
-    /// Third-harmonic share that skews meander bends (as real meanders are).
     skew: f32,
-    skew_phase: f32,
+    flatness: f32,
     half_width_px: f32,
     /// Relative width variation along the channel.
     width_wobble: f32,
@@ -82,23 +86,26 @@ struct Channel {
     wobble_phase: f32,
 }
 
+/// Arc-length step: 0.7 px keeps the swept edge smooth to ~0.07 px.
+const STEP_PX: f32 = 0.7;
+
 impl Channel {
     fn random(
         rng: &mut ChaCha8Rng,
-        angle_rad: f32,
+        axis_rad: f32,
         offset_px: f32,
-        amplitude_px: f32,
+        max_angle_rad: f32,
         wavelength_px: f32,
         half_width_px: f32,
     ) -> Self {
         Self {
-            angle_rad,
+            axis_rad,
             offset_px,
-            amplitude_px,
+            max_angle_rad,
             wavelength_px,
             phase: rng.random_range(0.0..TAU),
-            skew: rng.random_range(-0.2..0.2),
-            skew_phase: rng.random_range(0.0..TAU),
+            skew: rng.random_range(-0.15..0.15),
+            flatness: rng.random_range(0.0..0.15),
             half_width_px,
             width_wobble: rng.random_range(0.0..0.25),
             wobble_wavelength_px: rng.random_range(15.0..40.0),
@@ -106,62 +113,74 @@ impl Channel {
         }
     }
 
-    /// Sweeps the channel into the sand mask.
+    /// Direction relative to the flow axis at arc length `s_px`.
+    fn angle_at(&self, s_px: f32) -> f32 {
+        let psi = TAU * s_px / self.wavelength_px + self.phase;
+        self.max_angle_rad
+            * (psi.sin() + self.skew * (3.0 * psi).cos() - self.flatness * (3.0 * psi).sin())
+    }
+
+    /// Sweeps the channel into the sand mask, tracing downstream and upstream from its
+    /// point on the cross-axis through the image centre until it leaves the image.
     fn draw(&self, canvas: &mut Canvas) {
-        let along = V2::from_angle(self.angle_rad);
+        let along = V2::from_angle(self.axis_rad);
         let across = along.perp();
         let centre = v2(SIZE_PX as f32 - 1.0, SIZE_PX as f32 - 1.0) * 0.5;
-        let k = TAU / self.wavelength_px;
         let k_wobble = TAU / self.wobble_wavelength_px;
-        // Far enough along the flow to cross the whole image whatever the offset.
-        let reach_px = SIZE_PX as f32 * 0.75 + self.offset_px.abs() + self.amplitude_px;
+        // Past this distance along the axis the channel cannot reach the image any more.
+        let reach_px = SIZE_PX as f32 * 0.72 + self.half_width_px;
+        // Loops progress slowly along the axis; this bounds the walk in any case.
+        let max_steps = (12.0 * SIZE_PX as f32 / STEP_PX) as usize;
         let margin_px = self.half_width_px * 1.3 + 1.0;
-        let mut u = -reach_px;
-        while u <= reach_px {
-            let psi = k * u + self.phase;
-            let skew_arg = 3.0 * psi + self.skew_phase;
-            let v = self.offset_px + self.amplitude_px * (psi.sin() + self.skew * skew_arg.sin());
-            let slope = self.amplitude_px * k * (psi.cos() + 3.0 * self.skew * skew_arg.cos());
-            let p = centre + along * u + across * v;
-            let inside = p.x > -margin_px
-                && p.y > -margin_px
-                && p.x < SIZE_PX as f32 + margin_px
-                && p.y < SIZE_PX as f32 + margin_px;
-            if inside {
-                let r = self.half_width_px
-                    * (1.0 + self.width_wobble * (k_wobble * u + self.wobble_phase).sin());
-                canvas.paint_max(Bounds::around(p, r), |q| sd_disc(q, p, r));
+        for direction in [1.0f32, -1.0] {
+            let (mut u, mut v, mut s) = (0.0f32, self.offset_px, 0.0f32);
+            for _ in 0..max_steps {
+                if u.abs() > reach_px {
+                    break;
+                }
+                let p = centre + along * u + across * v;
+                let inside = p.x > -margin_px
+                    && p.y > -margin_px
+                    && p.x < SIZE_PX as f32 + margin_px
+                    && p.y < SIZE_PX as f32 + margin_px;
+                if inside {
+                    let r = self.half_width_px
+                        * (1.0 + self.width_wobble * (k_wobble * s + self.wobble_phase).sin());
+                    canvas.paint_max(Bounds::around(p, r), |q| sd_disc(q, p, r));
+                }
+                let (sin, cos) = self.angle_at(s).sin_cos();
+                u += direction * STEP_PX * cos;
+                v += direction * STEP_PX * sin;
+                s += direction * STEP_PX;
             }
-            // 0.7-pixel steps along the arc keep the swept edge smooth to ~0.07 px.
-            u += 0.7 / (1.0 + slope * slope).sqrt();
         }
     }
 }
 
-/// 1–3 gently sinuous channels roughly parallel to `angle_rad`.
-fn parallel_channels(canvas: &mut Canvas, rng: &mut ChaCha8Rng, angle_rad: f32) {
+/// 1–3 nearly straight channels roughly parallel to `axis_rad`.
+fn parallel_channels(canvas: &mut Canvas, rng: &mut ChaCha8Rng, axis_rad: f32) {
     let count = rng.random_range(1..=3);
     for _ in 0..count {
-        let angle = angle_rad + rng.random_range(-deg(5.0)..deg(5.0));
+        let axis = axis_rad + rng.random_range(-deg(5.0)..deg(5.0));
+        let max_angle = rng.random_range(deg(3.0)..deg(22.0));
         let wavelength = rng.random_range(30.0..70.0);
-        let amplitude = rng.random_range(0.5..3.0);
-        let offset = rng.random_range(-18.0..18.0);
+        let offset = rng.random_range(-15.0..15.0);
         let half_width = rng.random_range(1.5..3.6);
-        Channel::random(rng, angle, offset, amplitude, wavelength, half_width).draw(canvas);
+        Channel::random(rng, axis, offset, max_angle, wavelength, half_width).draw(canvas);
     }
 }
 
-/// 1–2 highly sinuous channels flowing roughly north–south.
+/// 1–2 highly sinuous, looping channels flowing roughly north–south.
 fn meandering_channels(canvas: &mut Canvas, rng: &mut ChaCha8Rng) {
     let count = rng.random_range(1..=2);
     let base = FRAC_PI_2 + rng.random_range(-deg(20.0)..deg(20.0));
     for _ in 0..count {
-        let wavelength = rng.random_range(16.0..28.0);
-        let amplitude = wavelength * rng.random_range(0.24..0.38);
-        let offset = rng.random_range(-14.0..14.0);
+        let axis = base + rng.random_range(-deg(6.0)..deg(6.0));
+        let max_angle = rng.random_range(deg(60.0)..deg(100.0));
+        let wavelength = rng.random_range(45.0..80.0);
+        let offset = rng.random_range(-13.0..13.0);
         let half_width = rng.random_range(1.4..3.0);
-        let angle = base + rng.random_range(-deg(6.0)..deg(6.0));
-        Channel::random(rng, angle, offset, amplitude, wavelength, half_width).draw(canvas);
+        Channel::random(rng, axis, offset, max_angle, wavelength, half_width).draw(canvas);
     }
 }
 
@@ -170,21 +189,22 @@ fn braided_channels(canvas: &mut Canvas, rng: &mut ChaCha8Rng) {
     let count = rng.random_range(5..=9);
     let base = rng.random_range(0.0..PI);
     for _ in 0..count {
-        let angle = base + rng.random_range(-deg(12.0)..deg(12.0));
-        let wavelength = rng.random_range(15.0..40.0);
-        let amplitude = rng.random_range(1.0..4.0);
-        let offset = rng.random_range(-22.0..22.0);
+        let axis = base + rng.random_range(-deg(12.0)..deg(12.0));
+        let max_angle = rng.random_range(deg(10.0)..deg(35.0));
+        let wavelength = rng.random_range(20.0..50.0);
+        // Offsets within the image, so every thread shows.
+        let offset = rng.random_range(-17.0..17.0);
         let half_width = rng.random_range(0.9..2.0);
-        Channel::random(rng, angle, offset, amplitude, wavelength, half_width).draw(canvas);
+        Channel::random(rng, axis, offset, max_angle, wavelength, half_width).draw(canvas);
     }
 }
 
 /// Sand lobes with no channels: a thresholded Gaussian random field, elongated along a
 /// random axis.
 fn lobes(canvas: &mut Canvas, rng: &mut ChaCha8Rng) {
-    const MODES: usize = 12;
+    const MODES: usize = 16;
     let axis = rng.random_range(0.0..PI);
-    let stretch = rng.random_range(0.45..1.0);
+    let stretch = rng.random_range(0.6..1.0);
     let (axis_sin, axis_cos) = axis.sin_cos();
     let mut field = vec![0.0f32; SIZE_PX * SIZE_PX];
     let mut mean_wavenumber = 0.0;
@@ -192,7 +212,7 @@ fn lobes(canvas: &mut Canvas, rng: &mut ChaCha8Rng) {
     let (mut cos_y, mut sin_y) = ([0.0f32; SIZE_PX], [0.0f32; SIZE_PX]);
     for _ in 0..MODES {
         // Wave vector in the lobe frame, squeezed along the axis so lobes elongate along it.
-        let k = TAU / rng.random_range(13.0..30.0);
+        let k = TAU / rng.random_range(12.0..40.0);
         let dir = rng.random_range(0.0..TAU);
         let (a, b) = (k * dir.cos() * stretch, k * dir.sin());
         let (kx, ky) = (a * axis_cos - b * axis_sin, a * axis_sin + b * axis_cos);

@@ -280,29 +280,42 @@ fn crown(canvas: &mut Canvas, scene: &mut Scene, rng: &mut ChaCha8Rng, splash: b
     let base_y = scene.surface_y_px;
     let rim = v2(scene.centre_x_px, base_y - height);
 
+    // Walls rise steeply and flare out towards the rim: half-width at height share t is
+    // base + (rim − base)·t².
+    const WALL_SEGMENTS: usize = 5;
+    let wall: Vec<(f32, f32)> = (0..=WALL_SEGMENTS)
+        .map(|i| {
+            let t = i as f32 / WALL_SEGMENTS as f32;
+            (
+                base_radius + (rim_radius - base_radius) * t * t,
+                base_y - height * t,
+            )
+        })
+        .collect();
     // The sheet, crossed twice face-on, is half clear; its walls are seen edge-on.
-    let sheet = [
-        v2(rim.x - base_radius, base_y),
-        v2(rim.x + base_radius, base_y),
-        v2(rim.x + rim_radius, rim.y),
-        v2(rim.x - rim_radius, rim.y),
-    ];
+    let sheet: Vec<V2> = wall
+        .iter()
+        .map(|&(half, y)| v2(rim.x - half, y))
+        .chain(wall.iter().rev().map(|&(half, y)| v2(rim.x + half, y)))
+        .collect();
     let sheet_shade = rng.random_range(0.45..0.7);
     canvas.paint(Bounds::of_points(&sheet, 0.0), sheet_shade, |p| {
         sd_polygon(p, &sheet)
     });
     let wall_radius = rng.random_range(1.3..2.3);
     for side in [-1.0, 1.0] {
-        let foot = v2(rim.x + side * base_radius, base_y + 2.0);
-        let lip = v2(rim.x + side * rim_radius, rim.y);
-        capsule(
-            canvas,
-            foot,
-            lip,
-            wall_radius * 1.3,
-            wall_radius,
-            scene.liquid,
-        );
+        for (i, pair) in wall.windows(2).enumerate() {
+            let (a, b) = (pair[0], pair[1]);
+            let thicken = if i == 0 { 1.4 } else { 1.0 };
+            capsule(
+                canvas,
+                v2(rim.x + side * a.0, a.1 + if i == 0 { 2.0 } else { 0.0 }),
+                v2(rim.x + side * b.0, b.1),
+                wall_radius * thicken,
+                wall_radius,
+                scene.liquid,
+            );
+        }
     }
     let rim_radii = v2(rim_radius, rim_tilt);
     let rim_half_thickness = wall_radius * 0.8;
@@ -327,17 +340,24 @@ fn crown(canvas: &mut Canvas, scene: &mut Scene, rng: &mut ChaCha8Rng, splash: b
             radius * rng.random_range(1.15..1.5),
             scene.liquid,
         );
-        tips.push((tip, dir));
+        tips.push((tip, dir, phi.sin() <= 0.1));
     }
     scene.foot_height_px = rng.random_range(1.0..4.0);
     scene.foot_width_px = base_radius;
 
     if splash {
         // Detached secondary droplets above at least three fingers, clearly apart from them.
+        // Only fingers on the far half of the rim shed here: above them nothing else stands,
+        // so the droplets never merge with another finger.
+        let far: Vec<(V2, V2)> = tips
+            .iter()
+            .filter(|&&(_, _, far_side)| far_side)
+            .map(|&(tip, dir, _)| (tip, dir))
+            .collect();
         let mut shed = 0;
-        for (k, &(tip, dir)) in tips.iter().enumerate() {
-            let must = shed < 3 && tips.len() - k <= 3 - shed;
-            if must || rng.random_bool(0.55) {
+        for (k, &(tip, dir)) in far.iter().enumerate() {
+            let must = shed < 3 && far.len() - k <= 3 - shed;
+            if must || rng.random_bool(0.6) {
                 let r = droplet_radius(rng);
                 let p = tip + dir * (rng.random_range(6.0..20.0) + r);
                 disc(canvas, v2(p.x, p.y.max(r + 2.0)), r, scene.liquid);
