@@ -26,6 +26,10 @@ const CLASS_STREAM: u64 = u64::MAX;
 
 /// A [`MemberSource`] that renders member `i` from `(seed, i)` each time it is read.
 ///
+/// Members are bit-identical across runs and threads on one platform. Rendering uses `f32`
+/// `sin`/`exp` from the platform's maths library, so another platform may differ by a grey
+/// level here and there.
+///
 /// Member ids are the index zero-padded to at least six digits (`"000123"`), so ids sort in
 /// member order and match the file stems `sense sample` writes.
 pub struct ProceduralSource<G> {
