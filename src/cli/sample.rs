@@ -1,4 +1,6 @@
+use crate::samples::{self, writer};
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -17,6 +19,22 @@ pub struct SampleArgs {
 }
 
 pub fn run(args: SampleArgs) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("not implemented yet")
+    let seed = args.seed.unwrap_or(samples::DEFAULT_SEED);
+    let ensemble = samples::open_with(&args.name, args.count, seed)?;
+    // indicatif draws on stderr and hides itself when stderr is not a terminal.
+    let progress = ProgressBar::new(ensemble.len() as u64).with_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta} left)")?
+            .progress_chars("=> "),
+    );
+    progress.set_message(format!("writing sample:{}", args.name));
+    let written = writer::write_ensemble(&ensemble, &args.out, &progress)?;
+    progress.finish_and_clear();
+    eprintln!(
+        "wrote {} members ({} hand-labelled) of sample:{} to {}",
+        written.members,
+        written.labelled,
+        args.name,
+        args.out.display()
+    );
+    Ok(())
 }
