@@ -32,7 +32,11 @@ fn ids(range: std::ops::Range<usize>) -> Vec<String> {
 fn dump(store: &LabelStore) -> String {
     let mut out = String::new();
     for class in store.classes() {
-        let _ = writeln!(out, "class {} {} {:?}", class.name, class.colour, class.aliases);
+        let _ = writeln!(
+            out,
+            "class {} {} {:?}",
+            class.name, class.colour, class.aliases
+        );
     }
     for (id, manual, pseudo) in store.members() {
         let _ = write!(out, "{id}:");
@@ -40,7 +44,11 @@ fn dump(store: &LabelStore) -> String {
             let _ = write!(out, " manual={} {:?}", m.class, m.provenance);
         }
         if let Some(p) = pseudo {
-            let _ = write!(out, " pseudo={}@{} {:?}", p.class, p.confidence, p.provenance);
+            let _ = write!(
+                out,
+                " pseudo={}@{} {:?}",
+                p.class, p.confidence, p.provenance
+            );
         }
         out.push('\n');
     }
@@ -66,9 +74,15 @@ fn fixture() -> Fixture {
 /// A store with manual labels in classes a, b, c and pseudo-labels on others.
 fn populated(path: &Path) -> LabelStore {
     let mut store = LabelStore::create(path).unwrap();
-    store.set_manual(&ids(0..4), "a", user_at("alice", 10)).unwrap();
-    store.set_manual(&ids(4..6), "b", user_at("bob", 20)).unwrap();
-    store.set_manual(&ids(6..7), "c", user_at("alice", 30)).unwrap();
+    store
+        .set_manual(&ids(0..4), "a", user_at("alice", 10))
+        .unwrap();
+    store
+        .set_manual(&ids(4..6), "b", user_at("bob", 20))
+        .unwrap();
+    store
+        .set_manual(&ids(6..7), "c", user_at("alice", 30))
+        .unwrap();
     let pseudo: Vec<(String, &str, f32)> = vec![
         ("m0003".into(), "b", 0.5),
         ("m0010".into(), "a", 0.95),
@@ -76,7 +90,10 @@ fn populated(path: &Path) -> LabelStore {
         ("m0012".into(), "c", 0.3),
     ];
     store
-        .set_pseudo(pseudo.iter().map(|(i, c, p)| (i, c, *p)), run_at("run-1", 40))
+        .set_pseudo(
+            pseudo.iter().map(|(i, c, p)| (i, c, *p)),
+            run_at("run-1", 40),
+        )
         .unwrap();
     store
 }
@@ -126,10 +143,14 @@ fn csv_is_pandas_friendly() {
         rows[3],
         "m0003,a,user:alice,1970-01-01T00:00:10.250Z,b,0.5,classifier:run-1,1970-01-01T00:00:40.000Z"
     );
-    assert_eq!(rows[7], "m0010,,,,a,0.95,classifier:run-1,1970-01-01T00:00:40.000Z");
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(f.path.with_file_name("labels.classes.json")).unwrap())
-            .unwrap();
+    assert_eq!(
+        rows[7],
+        "m0010,,,,a,0.95,classifier:run-1,1970-01-01T00:00:40.000Z"
+    );
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(f.path.with_file_name("labels.classes.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(json["classes"][0]["name"], "a");
     assert_eq!(json["classes"][0]["colour"], "#1f77b4");
     assert_eq!(json["classes"][2]["colour"], "#2ca02c");
@@ -141,11 +162,17 @@ fn ids_with_commas_quotes_and_newlines_round_trip() {
     let odd = ["a,b", "say \"hi\"", "two\nlines", "ünïcode", " padded "];
     {
         let mut store = LabelStore::create(&f.path).unwrap();
-        store.set_manual(&odd, "class, with comma", user_at("x", 1)).unwrap();
+        store
+            .set_manual(&odd, "class, with comma", user_at("x", 1))
+            .unwrap();
     }
     let store = LabelStore::open(&f.path).unwrap();
     for id in odd {
-        assert_eq!(store.manual(id).unwrap().class, "class, with comma", "{id:?}");
+        assert_eq!(
+            store.manual(id).unwrap().class,
+            "class, with comma",
+            "{id:?}"
+        );
     }
 }
 
@@ -159,16 +186,76 @@ fn every_operation_undoes_and_redoes_on_disk_too() {
     };
     type Op = Box<dyn Fn(&mut LabelStore)>;
     let ops: Vec<(&str, Op)> = vec![
-        ("relabel", Box::new(|s| { s.set_manual(&ids(2..5), "c", user_at("carol", 50)).unwrap(); })),
-        ("relabel to new class", Box::new(|s| { s.set_manual(&["m0020"], "new", user_at("carol", 51)).unwrap(); })),
-        ("clear", Box::new(|s| { s.clear_manual(&ids(0..2)).unwrap(); })),
-        ("pseudo", Box::new(|s| { s.set_pseudo([("m0001", "c", 0.7), ("m0030", "a", 1.0)], run_at("run-2", 60)).unwrap(); })),
-        ("clear pseudo", Box::new(|s| { s.clear_pseudo().unwrap(); })),
-        ("import", Box::new(move |s| { s.import_manual(&labels, |i| format!("m{i:04}"), Provenance::import("/data/l.csv")).unwrap(); })),
-        ("add class", Box::new(|s| { s.add_class("d").unwrap(); })),
-        ("rename", Box::new(|s| { s.rename_class("a", "alpha").unwrap(); })),
-        ("merge", Box::new(|s| { s.merge_classes(&["b", "c"], "a").unwrap(); })),
-        ("colour", Box::new(|s| { s.set_class_colour("b", Colour([1, 2, 3])).unwrap(); })),
+        (
+            "relabel",
+            Box::new(|s| {
+                s.set_manual(&ids(2..5), "c", user_at("carol", 50)).unwrap();
+            }),
+        ),
+        (
+            "relabel to new class",
+            Box::new(|s| {
+                s.set_manual(&["m0020"], "new", user_at("carol", 51))
+                    .unwrap();
+            }),
+        ),
+        (
+            "clear",
+            Box::new(|s| {
+                s.clear_manual(&ids(0..2)).unwrap();
+            }),
+        ),
+        (
+            "pseudo",
+            Box::new(|s| {
+                s.set_pseudo(
+                    [("m0001", "c", 0.7), ("m0030", "a", 1.0)],
+                    run_at("run-2", 60),
+                )
+                .unwrap();
+            }),
+        ),
+        (
+            "clear pseudo",
+            Box::new(|s| {
+                s.clear_pseudo().unwrap();
+            }),
+        ),
+        (
+            "import",
+            Box::new(move |s| {
+                s.import_manual(
+                    &labels,
+                    |i| format!("m{i:04}"),
+                    Provenance::import("/data/l.csv"),
+                )
+                .unwrap();
+            }),
+        ),
+        (
+            "add class",
+            Box::new(|s| {
+                s.add_class("d").unwrap();
+            }),
+        ),
+        (
+            "rename",
+            Box::new(|s| {
+                s.rename_class("a", "alpha").unwrap();
+            }),
+        ),
+        (
+            "merge",
+            Box::new(|s| {
+                s.merge_classes(&["b", "c"], "a").unwrap();
+            }),
+        ),
+        (
+            "colour",
+            Box::new(|s| {
+                s.set_class_colour("b", Colour([1, 2, 3])).unwrap();
+            }),
+        ),
     ];
     for (name, op) in &ops {
         let before = dump(&store);
@@ -220,7 +307,12 @@ fn changes_that_change_nothing_are_not_recorded() {
     let colour = store.class_colour("a").unwrap();
     assert_eq!(store.set_class_colour("a", colour).unwrap(), None);
     // Relabelling with identical provenance is a no-op too.
-    assert_eq!(store.set_manual(&ids(0..4), "a", user_at("alice", 10)).unwrap(), None);
+    assert_eq!(
+        store
+            .set_manual(&ids(0..4), "a", user_at("alice", 10))
+            .unwrap(),
+        None
+    );
     assert_eq!(store.revision(), revision);
     assert_eq!(store.undo_description(), Some("set 4 pseudo-labels"));
 }
@@ -249,7 +341,10 @@ fn colours_are_stable_across_renames_merges_and_sessions() {
         store.set_class_colour("d", Colour([10, 20, 30])).unwrap();
     }
     let store = LabelStore::open(&f.path).unwrap();
-    let names: Vec<_> = store.classes().map(|c| (c.name.as_str(), c.colour)).collect();
+    let names: Vec<_> = store
+        .classes()
+        .map(|c| (c.name.as_str(), c.colour))
+        .collect();
     assert_eq!(
         names,
         [
@@ -275,7 +370,14 @@ fn merge_moves_manual_and_pseudo_labels_and_keeps_provenance() {
     assert_eq!(store.pseudo("m0012").unwrap().class, "a");
     assert_eq!(store.pseudo("m0012").unwrap().confidence, 0.3);
     let counts = store.class_counts(0.9);
-    assert_eq!((counts[0].manual, counts[0].pseudo, counts[0].pseudo_confident), (7, 4, 2));
+    assert_eq!(
+        (
+            counts[0].manual,
+            counts[0].pseudo,
+            counts[0].pseudo_confident
+        ),
+        (7, 4, 2)
+    );
 
     assert!(store.merge_classes(&["a"], "a").is_err());
     assert!(store.merge_classes(&["nope"], "a").is_err());
@@ -313,8 +415,16 @@ fn set_pseudo_replaces_the_whole_layer_and_validates_first() {
     let mut store = populated(&f.path);
     store.rename_class("b", "beta").unwrap();
     // A run that started before the rename still says "b".
-    store.set_pseudo([("m0011", "b", 0.8), ("m0099", "a", 0.6)], run_at("run-2", 70)).unwrap();
-    assert!(store.pseudo("m0010").is_none(), "members not in the run lose their pseudo-label");
+    store
+        .set_pseudo(
+            [("m0011", "b", 0.8), ("m0099", "a", 0.6)],
+            run_at("run-2", 70),
+        )
+        .unwrap();
+    assert!(
+        store.pseudo("m0010").is_none(),
+        "members not in the run lose their pseudo-label"
+    );
     assert_eq!(store.pseudo("m0011").unwrap().class, "beta");
     assert_eq!(store.pseudo("m0099").unwrap().confidence, 0.6);
     // Manual labels are untouched.
@@ -329,7 +439,9 @@ fn set_pseudo_replaces_the_whole_layer_and_validates_first() {
         &[("m0001", "a", 0.5), ("m0001", "a", 0.6)],
     ];
     for entries in bad {
-        let err = store.set_pseudo(entries.iter().copied(), run_at("bad", 80)).unwrap_err();
+        let err = store
+            .set_pseudo(entries.iter().copied(), run_at("bad", 80))
+            .unwrap_err();
         assert_eq!(err.path, f.path);
     }
     assert_eq!(dump(&store), before);
@@ -346,7 +458,9 @@ fn import_manual_adds_classes_in_file_order() {
         per_member: vec![Some(3), None, Some(9), Some(3)],
     };
     let provenance = Provenance::import("/data/train-labels.idx");
-    store.import_manual(&labels, |i| format!("img{i}"), provenance.clone()).unwrap();
+    store
+        .import_manual(&labels, |i| format!("img{i}"), provenance.clone())
+        .unwrap();
     let names: Vec<_> = store.classes().map(|c| c.name.clone()).collect();
     assert_eq!(names[0], "seven");
     assert_eq!(names[1..], labels.classes[..]);
@@ -359,12 +473,20 @@ fn import_manual_adds_classes_in_file_order() {
         classes: vec!["x".into()],
         per_member: vec![Some(1)],
     };
-    assert!(store.import_manual(&broken, |i| format!("img{i}"), provenance.clone()).is_err());
+    assert!(
+        store
+            .import_manual(&broken, |i| format!("img{i}"), provenance.clone())
+            .is_err()
+    );
     let dup = ClassLabels {
         classes: vec!["x".into()],
         per_member: vec![Some(0), Some(0)],
     };
-    assert!(store.import_manual(&dup, |_| "same".into(), provenance).is_err());
+    assert!(
+        store
+            .import_manual(&dup, |_| "same".into(), provenance)
+            .is_err()
+    );
     assert!(store.class("x").is_none(), "failed imports add no classes");
 }
 
@@ -467,15 +589,24 @@ fn bad_rows_are_errors_naming_file_line_and_problem() {
         ("m1,a,,,,,,\nm2,a,,\n", "line 3: malformed row"),
         (",a,,,,,,\n", "line 2: empty id"),
         ("m1,a,,yesterday,,,,\n", "line 2: bad time 'yesterday'"),
-        ("m1,a,,,,,,\nm2,a,,,,,,\nm1,bee,,,,,,\n", "line 4: duplicate id 'm1' (first on line 2)"),
+        (
+            "m1,a,,,,,,\nm2,a,,,,,,\nm1,bee,,,,,,\n",
+            "line 4: duplicate id 'm1' (first on line 2)",
+        ),
     ];
     for (rows, expected) in cases {
         let message = load_error(&format!("{h}{rows}"));
         assert!(message.contains("labels.csv"), "{message}");
-        assert!(message.contains(expected), "expected {expected:?} in {message:?}");
+        assert!(
+            message.contains(expected),
+            "expected {expected:?} in {message:?}"
+        );
     }
     let message = load_error("id,manual_label,notes\nm1,a,hello\n");
-    assert!(message.contains("line 1: unknown column 'notes'"), "{message}");
+    assert!(
+        message.contains("line 1: unknown column 'notes'"),
+        "{message}"
+    );
     let message = load_error("manual_label\na\n");
     assert!(message.contains("no 'id' column"), "{message}");
 }
@@ -488,7 +619,10 @@ fn invalid_utf8_and_bad_sidecars_are_errors() {
     bytes.extend_from_slice(b"m9999,\xff\xfe,,,,,,\n");
     std::fs::write(&f.path, &bytes).unwrap();
     let err = LabelStore::open(&f.path).unwrap_err().to_string();
-    assert!(err.contains("labels.csv") && err.contains("not valid UTF-8"), "{err}");
+    assert!(
+        err.contains("labels.csv") && err.contains("not valid UTF-8"),
+        "{err}"
+    );
 
     let f = fixture();
     drop(populated(&f.path));
@@ -498,12 +632,21 @@ fn invalid_utf8_and_bad_sidecars_are_errors() {
         ("{".to_string(), "not a valid class sidecar"),
         (good.replace("#1f77b4", "blue"), "bad colour 'blue'"),
         (good.replace("\"b\"", "\"a\""), "name 'a' is used by both"),
-        (good.replace("\"version\": 1", "\"version\": 99"), "newer SENSE"),
-        (good.replace("sense-label-classes", "other"), "format is 'other'"),
+        (
+            good.replace("\"version\": 1", "\"version\": 99"),
+            "newer SENSE",
+        ),
+        (
+            good.replace("sense-label-classes", "other"),
+            "format is 'other'",
+        ),
     ] {
         std::fs::write(&sidecar, &bad).unwrap();
         let err = LabelStore::open(&f.path).unwrap_err().to_string();
-        assert!(err.contains("labels.classes.json") && err.contains(expected), "{err}");
+        assert!(
+            err.contains("labels.classes.json") && err.contains(expected),
+            "{err}"
+        );
     }
 }
 
@@ -537,7 +680,10 @@ fn snapshot_weights_manual_and_confident_pseudo_labels() {
     assert!(store.revision() > revision);
     let handle = std::thread::spawn(move || {
         let snapshot: LabelSnapshot = snapshot;
-        (snapshot.classes().len(), snapshot.get("m0005").unwrap().class)
+        (
+            snapshot.classes().len(),
+            snapshot.get("m0005").unwrap().class,
+        )
     });
     assert_eq!(handle.join().unwrap(), (3, 1));
     assert_eq!(store.snapshot(0.9).get("m0005").unwrap().class, 0);
@@ -554,7 +700,11 @@ fn counts_per_class() {
         .collect();
     assert_eq!(
         counts,
-        [("a".into(), 4, 1, 1), ("b".into(), 2, 2, 1), ("c".into(), 1, 1, 0)]
+        [
+            ("a".into(), 4, 1, 1),
+            ("b".into(), 2, 2, 1),
+            ("c".into(), 1, 1, 0)
+        ]
     );
 }
 
@@ -568,7 +718,10 @@ fn one_writer_at_a_time_and_read_only_refuses_changes() {
     assert!(reader.add_class("x").is_err());
     assert!(reader.undo().is_err());
     drop(store);
-    assert!(LabelStore::create(&f.path).is_err(), "create never overwrites a store");
+    assert!(
+        LabelStore::create(&f.path).is_err(),
+        "create never overwrites a store"
+    );
     LabelStore::open_or_create(&f.path).unwrap();
 }
 
@@ -581,7 +734,10 @@ fn no_temporary_files_are_left_behind() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, [".labels.csv.lock", "labels.classes.json", "labels.csv"]);
+    assert_eq!(
+        names,
+        [".labels.csv.lock", "labels.classes.json", "labels.csv"]
+    );
 }
 
 /// 135,000 members with pseudo-labels: time one relabel (a full rewrite of both files).
@@ -592,14 +748,18 @@ fn relabel_time_with_135k_members() {
     let mut store = LabelStore::create(&f.path).unwrap();
     let all = ids(0..MEMBERS);
     let classes: Vec<String> = (0..10).map(|c| format!("class {c}")).collect();
-    store.set_manual(&all[..2000], &classes[0], user_at("alice", 1)).unwrap();
+    store
+        .set_manual(&all[..2000], &classes[0], user_at("alice", 1))
+        .unwrap();
     for class in &classes[1..] {
         store.add_class(class).unwrap();
     }
     let start = Instant::now();
     store
         .set_pseudo(
-            all.iter().enumerate().map(|(i, id)| (id, &classes[i % 10], (i % 1000) as f32 / 999.0)),
+            all.iter()
+                .enumerate()
+                .map(|(i, id)| (id, &classes[i % 10], (i % 1000) as f32 / 999.0)),
             run_at("run-1", 2),
         )
         .unwrap();
@@ -609,7 +769,13 @@ fn relabel_time_with_135k_members() {
     for round in 0..5 {
         let selection = &all[round * 500..round * 500 + 300];
         let start = Instant::now();
-        store.set_manual(selection, &classes[round + 1], user_at("bob", 3 + round as u64)).unwrap();
+        store
+            .set_manual(
+                selection,
+                &classes[round + 1],
+                user_at("bob", 3 + round as u64),
+            )
+            .unwrap();
         relabel_ms.push(start.elapsed().as_secs_f64() * 1e3);
     }
     let start = Instant::now();
@@ -632,4 +798,45 @@ fn relabel_time_with_135k_members() {
     assert_eq!(store.len(), MEMBERS);
     // Manual labels on the first 2000; 10% of the other pseudo-labels reach 0.9.
     assert_eq!(snapshot.len(), 2000 + (MEMBERS - 2000) / 10);
+}
+
+#[test]
+fn sense_labels_prints_counts_per_class() {
+    let f = fixture();
+    let _open_in_the_app = populated(&f.path);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sense"))
+        .arg("labels")
+        .arg(&f.path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}");
+    let lines: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        ["class", "colour", "manual", "pseudo", "pseudo", "≥", "0.9"]
+    );
+    assert_eq!(lines[1], ["a", "#1f77b4", "4", "1", "1"]);
+    assert_eq!(lines[2], ["b", "#ff7f0e", "2", "2", "1"]);
+    assert_eq!(lines[3], ["c", "#2ca02c", "1", "1", "0"]);
+    assert_eq!(lines[4], ["total", "7", "4", "2"]);
+    assert!(stdout.contains("10 members labelled, 3 classes"));
+    // Columns line up.
+    let text: Vec<&str> = stdout.lines().collect();
+    let end = |line: &str| line.chars().count();
+    assert!(text[..5].iter().all(|l| end(l) == end(text[0])), "{stdout}");
+
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_sense"))
+        .args(["labels", "/nonexistent/labels.csv"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("/nonexistent/labels.csv") && stderr.contains("no such file"),
+        "{stderr}"
+    );
 }

@@ -40,7 +40,9 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
         return Err("class name is empty".into());
     }
     if name.trim() != name {
-        return Err(format!("class name '{name}' starts or ends with whitespace"));
+        return Err(format!(
+            "class name '{name}' starts or ends with whitespace"
+        ));
     }
     if name.chars().any(char::is_control) {
         return Err(format!("class name {name:?} contains control characters"));

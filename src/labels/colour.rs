@@ -150,7 +150,15 @@ mod tests {
         assert_eq!(c.hex(), "#1f77b4");
         assert_eq!(Colour::from_hex("#1F77B4"), Some(c));
         assert_eq!(Colour::from_hex("1f77b4"), Some(c));
-        for bad in ["", "#", "#1f77b", "#1f77b4ff", "#gg0000", "#+f77b4", "#1f77é"] {
+        for bad in [
+            "",
+            "#",
+            "#1f77b",
+            "#1f77b4ff",
+            "#gg0000",
+            "#+f77b4",
+            "#1f77é",
+        ] {
             assert_eq!(Colour::from_hex(bad), None, "{bad:?}");
         }
     }

@@ -71,7 +71,13 @@ pub(crate) fn encode(members: &Members, classes: &ClassTable) -> Vec<u8> {
         })
         .collect();
     let names: Vec<Vec<u8>> = (0..classes.slot_count())
-        .map(|i| quoted(classes.get(ClassId(i as u32)).map_or("", |c| c.name.as_str())))
+        .map(|i| {
+            quoted(
+                classes
+                    .get(ClassId(i as u32))
+                    .map_or("", |c| c.name.as_str()),
+            )
+        })
         .collect();
     let name = |id: ClassId| names.get(id.index()).map_or(&[][..], Vec::as_slice);
     let provenance = |slot: usize| {
@@ -118,7 +124,10 @@ fn quoted(text: &str) -> Vec<u8> {
 }
 
 fn push_quoted(out: &mut Vec<u8>, text: &str) {
-    if !text.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+    if !text
+        .bytes()
+        .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+    {
         out.extend_from_slice(text.as_bytes());
         return;
     }
@@ -297,7 +306,10 @@ pub(crate) fn decode(path: &Path, bytes: &[u8], classes: Classes<'_>) -> DataRes
             format!("duplicate id '{}' (first on line {first})", pair[0].0),
         ));
     }
-    Ok(rows.into_iter().map(|(id, labels, _)| (id, labels)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(id, labels, _)| (id, labels))
+        .collect())
 }
 
 /// One row → `(id, labels)`, or `None` for a row without labels.
@@ -366,4 +378,3 @@ pub(crate) fn fingerprint(bytes: &[u8]) -> String {
     hash ^= hash >> 29;
     format!("{}:{hash:016x}", bytes.len())
 }
-

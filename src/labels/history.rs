@@ -46,7 +46,12 @@ impl Change {
         self.members.is_empty() && self.classes.as_ref().is_none_or(|c| c.0 == c.1)
     }
 
-    pub(crate) fn apply(&self, direction: Direction, members: &mut Members, classes: &mut ClassTable) {
+    pub(crate) fn apply(
+        &self,
+        direction: Direction,
+        members: &mut Members,
+        classes: &mut ClassTable,
+    ) {
         for edit in &self.members {
             let labels = match direction {
                 Direction::Forward => &edit.after,

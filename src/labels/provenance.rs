@@ -153,11 +153,19 @@ mod tests {
     #[test]
     fn times_round_trip_at_millisecond_precision() {
         let time = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
-        let stored = Provenance::at(Source::Other(String::new()), time).time.unwrap();
-        assert_eq!(stored, UNIX_EPOCH + Duration::from_millis(1_700_000_000_123));
+        let stored = Provenance::at(Source::Other(String::new()), time)
+            .time
+            .unwrap();
+        assert_eq!(
+            stored,
+            UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)
+        );
         assert_eq!(format_time(stored), "2023-11-14T22:13:20.123Z");
         assert_eq!(parse_time(&format_time(stored)), Some(stored));
-        assert_eq!(parse_time("2023-11-14 22:13:20"), Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)));
+        assert_eq!(
+            parse_time("2023-11-14 22:13:20"),
+            Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        );
         assert_eq!(parse_time("yesterday"), None);
         assert_eq!(parse_time("2023-13-14T22:13:20Z"), None);
     }

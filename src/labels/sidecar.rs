@@ -93,7 +93,10 @@ fn from_json(path: &Path, classes: Vec<ClassJson>) -> DataResult<ClassTable> {
             let colour = Colour::from_hex(&c.colour).ok_or_else(|| {
                 DataError::new(
                     path,
-                    format!("class '{}': bad colour '{}' (expected #rrggbb)", c.name, c.colour),
+                    format!(
+                        "class '{}': bad colour '{}' (expected #rrggbb)",
+                        c.name, c.colour
+                    ),
                 )
             })?;
             Ok(Class {

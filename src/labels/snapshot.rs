@@ -90,7 +90,11 @@ impl LabelSnapshot {
 
     /// Training labels by member index, for an ensemble of `count` members whose ids
     /// `id_of` gives.
-    pub fn for_members(&self, count: usize, id_of: impl Fn(usize) -> String) -> Vec<Option<TrainingLabel>> {
+    pub fn for_members(
+        &self,
+        count: usize,
+        id_of: impl Fn(usize) -> String,
+    ) -> Vec<Option<TrainingLabel>> {
         (0..count).map(|i| self.get(&id_of(i))).collect()
     }
 }

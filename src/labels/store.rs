@@ -67,7 +67,13 @@ impl LabelStore {
             sidecar_previous: None,
         };
         let disk = persist::save(&csv_path, &classes, &members, None, &nothing)?;
-        Ok(Self::from_parts(csv_path, classes, members, disk, Some(lock)))
+        Ok(Self::from_parts(
+            csv_path,
+            classes,
+            members,
+            disk,
+            Some(lock),
+        ))
     }
 
     /// Opens an existing store for reading and writing.
@@ -149,7 +155,9 @@ impl LabelStore {
 
     /// The class called `name` now, or formerly (renamed or merged into it).
     pub fn class(&self, name: &str) -> Option<&Class> {
-        self.classes.resolve(name).and_then(|id| self.classes.get(id))
+        self.classes
+            .resolve(name)
+            .and_then(|id| self.classes.get(id))
     }
 
     /// The colour of class `name` (current or former name).
@@ -203,14 +211,18 @@ impl LabelStore {
     pub fn class_counts(&self, threshold: f32) -> Vec<ClassCounts> {
         let mut counts = vec![[0usize; 3]; self.classes.slot_count()];
         for labels in self.members.values() {
-            if let Some(m) = &labels.manual {
-                counts[m.class.index()][0] += 1;
+            if let Some(count) = labels
+                .manual
+                .as_ref()
+                .and_then(|m| counts.get_mut(m.class.index()))
+            {
+                count[0] += 1;
             }
-            if let Some(p) = &labels.pseudo {
-                counts[p.class.index()][1] += 1;
-                if p.confidence >= threshold {
-                    counts[p.class.index()][2] += 1;
-                }
+            if let Some(p) = &labels.pseudo
+                && let Some(count) = counts.get_mut(p.class.index())
+            {
+                count[1] += 1;
+                count[2] += usize::from(p.confidence >= threshold);
             }
         }
         self.classes
@@ -242,20 +254,22 @@ impl LabelStore {
         }
         let mut labels = HashMap::with_capacity(self.members.len());
         for (id, member) in &self.members {
-            let label = match (&member.manual, &member.pseudo) {
-                (Some(m), _) => TrainingLabel {
-                    class: dense[m.class.index()],
-                    weight: 1.0,
-                    manual: true,
-                },
-                (None, Some(p)) if p.confidence >= threshold => TrainingLabel {
-                    class: dense[p.class.index()],
-                    weight: p.confidence,
-                    manual: false,
-                },
+            let (class, weight, manual) = match (&member.manual, &member.pseudo) {
+                (Some(m), _) => (m.class, 1.0, true),
+                (None, Some(p)) if p.confidence >= threshold => (p.class, p.confidence, false),
                 _ => continue,
             };
-            labels.insert(id.clone(), label);
+            // Members only ever point at live classes; `get` just keeps this panic-free.
+            if let Some(&class) = dense.get(class.index()).filter(|&&c| c != u32::MAX) {
+                labels.insert(
+                    id.clone(),
+                    TrainingLabel {
+                        class,
+                        weight,
+                        manual,
+                    },
+                );
+            }
         }
         LabelSnapshot::new(self.revision, threshold, classes, labels)
     }
@@ -293,6 +307,9 @@ impl LabelStore {
                 ))
             })?;
             let id = id_of(member);
+            if id.is_empty() {
+                return Err(self.error(format!("member {member} has an empty id")));
+            }
             if !seen.insert(id.clone()) {
                 return Err(self.error(format!("member id '{id}' occurs twice")));
             }
@@ -371,9 +388,9 @@ impl LabelStore {
             if id.is_empty() {
                 return Err(self.error("a pseudo-label has an empty member id"));
             }
-            let class_id = *resolver
-                .get(class)
-                .ok_or_else(|| self.error(format!("pseudo-label for '{id}': unknown class '{class}'")))?;
+            let class_id = *resolver.get(class).ok_or_else(|| {
+                self.error(format!("pseudo-label for '{id}': unknown class '{class}'"))
+            })?;
             if !(0.0..=1.0).contains(&confidence) {
                 return Err(self.error(format!(
                     "pseudo-label for '{id}': confidence {confidence} is not in 0..1"
@@ -402,12 +419,18 @@ impl LabelStore {
         for (id, pseudo) in proposed {
             self.edit_member(&mut edits, id, |labels| labels.pseudo = Some(pseudo));
         }
-        self.commit(format!("set {count} pseudo-labels"), edits, None)
+        let description = match count {
+            0 => "clear the pseudo-labels".to_string(),
+            _ => format!("set {count} pseudo-labels"),
+        };
+        self.commit(description, edits, None)
     }
 
     /// Removes every pseudo-label.
     pub fn clear_pseudo(&mut self) -> DataResult<Option<ChangeId>> {
-        self.set_pseudo(std::iter::empty::<(&str, &str, f32)>(), Provenance::now(super::Source::Other(String::new())))
+        // With no entries the provenance is never stored.
+        let unused = Provenance::now(super::Source::Other(String::new()));
+        self.set_pseudo(std::iter::empty::<(&str, &str, f32)>(), unused)
     }
 
     /// Records the edit of member `id` by `change`, if it changes anything.
@@ -452,7 +475,11 @@ impl LabelStore {
         }
         let mut classes = self.classes.clone();
         classes.rename(id, new);
-        self.commit(format!("rename class '{old}' to '{new}'"), Vec::new(), Some(classes))
+        self.commit(
+            format!("rename class '{old}' to '{new}'"),
+            Vec::new(),
+            Some(classes),
+        )
     }
 
     /// Merges the classes `from` into `into`: their manual and pseudo labels become `into`
@@ -478,17 +505,31 @@ impl LabelStore {
             .members
             .iter()
             .filter(|(_, labels)| {
-                labels.manual.as_ref().is_some_and(|m| from_ids.contains(&m.class))
-                    || labels.pseudo.as_ref().is_some_and(|p| from_ids.contains(&p.class))
+                labels
+                    .manual
+                    .as_ref()
+                    .is_some_and(|m| from_ids.contains(&m.class))
+                    || labels
+                        .pseudo
+                        .as_ref()
+                        .is_some_and(|p| from_ids.contains(&p.class))
             })
             .map(|(id, _)| id.clone())
             .collect();
         for id in affected {
             self.edit_member(&mut edits, id, |labels| {
-                if let Some(m) = labels.manual.as_mut().filter(|m| from_ids.contains(&m.class)) {
+                if let Some(m) = labels
+                    .manual
+                    .as_mut()
+                    .filter(|m| from_ids.contains(&m.class))
+                {
                     m.class = into_id;
                 }
-                if let Some(p) = labels.pseudo.as_mut().filter(|p| from_ids.contains(&p.class)) {
+                if let Some(p) = labels
+                    .pseudo
+                    .as_mut()
+                    .filter(|p| from_ids.contains(&p.class))
+                {
                     p.class = into_id;
                 }
             });
@@ -504,7 +545,11 @@ impl LabelStore {
         let id = self.find_class(name)?;
         let mut classes = self.classes.clone();
         classes.set_colour(id, colour);
-        self.commit(format!("colour class '{name}' {colour}"), Vec::new(), Some(classes))
+        self.commit(
+            format!("colour class '{name}' {colour}"),
+            Vec::new(),
+            Some(classes),
+        )
     }
 
     fn find_class(&self, name: &str) -> DataResult<ClassId> {
@@ -590,8 +635,16 @@ impl LabelStore {
     fn apply_and_save(&mut self, change: &Change, direction: Direction) -> DataResult<()> {
         let previous_classes = change.classes.as_ref().map(|_| self.classes.clone());
         change.apply(direction, &mut self.members, &mut self.classes);
-        let previous = previous_classes.as_ref().filter(|previous| **previous != self.classes);
-        match persist::save(&self.csv_path, &self.classes, &self.members, previous, &self.disk) {
+        let previous = previous_classes
+            .as_ref()
+            .filter(|previous| **previous != self.classes);
+        match persist::save(
+            &self.csv_path,
+            &self.classes,
+            &self.members,
+            previous,
+            &self.disk,
+        ) {
             Ok(disk) => {
                 self.disk = disk;
                 self.revision += 1;
