@@ -126,3 +126,46 @@ impl Direction {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(id: u64, edits: usize) -> Change {
+        Change {
+            id: ChangeId(id),
+            description: format!("change {id}"),
+            members: (0..edits)
+                .map(|i| MemberEdit {
+                    id: format!("m{i}"),
+                    before: MemberLabels::default(),
+                    after: MemberLabels::default(),
+                })
+                .collect(),
+            classes: None,
+        }
+    }
+
+    #[test]
+    fn history_forgets_the_oldest_changes_beyond_its_limits() {
+        let mut history = History::default();
+        for id in 0..MAX_CHANGES as u64 + 10 {
+            history.record(change(id, 1));
+        }
+        let mut undone = 0;
+        while let Some(c) = history.pop_undo() {
+            history.push_redo(c);
+            undone += 1;
+        }
+        assert_eq!(undone, MAX_CHANGES);
+        assert_eq!(history.next_redo().unwrap().id, ChangeId(10));
+
+        // Two huge changes: only the newest fits, and it is kept even though it alone
+        // exceeds the budget.
+        history.record(change(1000, MAX_MEMBER_EDITS / 2 + 1));
+        assert!(history.next_redo().is_none(), "a new change clears redo");
+        history.record(change(1001, MAX_MEMBER_EDITS + 1));
+        assert_eq!(history.pop_undo().unwrap().id, ChangeId(1001));
+        assert!(history.pop_undo().is_none());
+    }
+}
