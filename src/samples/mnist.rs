@@ -51,9 +51,12 @@ pub fn open(count: Option<usize>, seed: u64) -> DataResult<Ensemble> {
     Ok(ensemble)
 }
 
+/// The decoded images and their digit labels.
+type Decoded = (Arc<RawArray>, Arc<Vec<u8>>);
+
 /// Decompresses the embedded files once per process.
-fn decoded() -> DataResult<(Arc<RawArray>, Arc<Vec<u8>>)> {
-    static DECODED: OnceLock<Result<(Arc<RawArray>, Arc<Vec<u8>>), String>> = OnceLock::new();
+fn decoded() -> DataResult<Decoded> {
+    static DECODED: OnceLock<Result<Decoded, String>> = OnceLock::new();
     let origin = Path::new(ORIGIN);
     DECODED
         .get_or_init(|| {
