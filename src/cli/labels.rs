@@ -1,4 +1,4 @@
-use crate::labels::LabelStore;
+use crate::labels::{LabelStore, Provenance};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -6,12 +6,22 @@ use std::path::PathBuf;
 pub struct LabelsArgs {
     /// Label store CSV.
     pub path: PathBuf,
+    /// First import the manual labels given with a dataset (a path or sample:NAME; for a
+    /// sample, its hand-labelled subset) into the store, creating it if needed.
+    #[arg(long, value_name = "DATA")]
+    pub import: Option<String>,
+    /// Labels file for --import (CSV `id,label` or IDX labels), if not found beside the data.
+    #[arg(long, value_name = "FILE", requires = "import")]
+    pub import_labels: Option<PathBuf>,
     /// Confidence a pseudo-label needs to count as confident.
     #[arg(long, default_value_t = 0.9)]
     pub threshold: f32,
 }
 
 pub fn run(args: LabelsArgs) -> anyhow::Result<()> {
+    if let Some(spec) = &args.import {
+        import(&args.path, spec, args.import_labels.clone())?;
+    }
     // Read-only: works while the app has the store open.
     let store = LabelStore::open_read_only(&args.path)?;
     let counts = store.class_counts(args.threshold);
@@ -54,6 +64,30 @@ pub fn run(args: LabelsArgs) -> anyhow::Result<()> {
         store.len(),
         counts.len(),
         store.path().display()
+    );
+    Ok(())
+}
+
+/// Imports a dataset's labels as manual labels, with the dataset as their provenance.
+fn import(store_path: &std::path::Path, spec: &str, labels: Option<PathBuf>) -> anyhow::Result<()> {
+    let options = crate::data::OpenOptions {
+        labels: labels.clone(),
+        ..Default::default()
+    };
+    let ensemble = crate::data::open(spec, &options)?;
+    let Some(given) = &ensemble.labels else {
+        anyhow::bail!("{spec}: no labels to import (pass --import-labels FILE)");
+    };
+    let provenance = match (spec.strip_prefix("sample:"), labels) {
+        (Some(name), _) => Provenance::sample(name),
+        (None, Some(file)) => Provenance::import(file),
+        (None, None) => Provenance::import(spec),
+    };
+    let mut store = LabelStore::open_or_create(store_path)?;
+    store.import_manual(given, |i| ensemble.member_id(i), provenance)?;
+    eprintln!(
+        "imported {} manual labels from {spec}",
+        given.labelled_count()
     );
     Ok(())
 }
