@@ -38,7 +38,11 @@ fn info_json_on_real_mnist_test_set_finds_sibling_labels() {
     assert_eq!(report["labelled"], 10_000);
     let expected = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009];
     for (digit, count) in expected.iter().enumerate() {
-        assert_eq!(report["classes"][digit.to_string()], *count, "digit {digit}");
+        assert_eq!(
+            report["classes"][digit.to_string()],
+            *count,
+            "digit {digit}"
+        );
     }
 }
 
@@ -61,7 +65,10 @@ fn info_reports_nan_count_only_when_asked_to_load_anyway() {
     let rejected = sense(&["info", fixture]);
     assert!(!rejected.status.success());
     let message = String::from_utf8_lossy(&rejected.stderr);
-    assert!(message.contains("nan_inf.npy") && message.contains("NaN"), "{message}");
+    assert!(
+        message.contains("nan_inf.npy") && message.contains("NaN"),
+        "{message}"
+    );
 
     let report = stdout_json(&sense(&["info", fixture, "--nan", "report", "--json"]));
     assert!(report["nan_count"].as_u64().unwrap() > 0);
