@@ -2,7 +2,7 @@
 //! works from any directory. Source and licence: `sample_data/README.md`.
 
 use super::hand_labelled_subset;
-use crate::data::{ClassLabels, DType, Ensemble, MemberSource, RawArray, Shape, idx};
+use crate::data::{DType, Ensemble, MemberSource, RawArray, Shape, idx};
 use crate::error::{DataError, DataResult};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -32,23 +32,16 @@ pub fn open(count: Option<usize>, seed: u64) -> DataResult<Ensemble> {
     let chosen = hand_labelled_subset(&classes, 10, labelled, seed);
     let class_names: Vec<String> = (0..10).map(|d| d.to_string()).collect();
 
-    let mut ensemble = Ensemble::new(Arc::new(FirstMembers {
+    let source = Arc::new(FirstMembers {
         inner: images.clone(),
         count,
-    }));
-    ensemble.labels = Some(ClassLabels {
-        classes: class_names.clone(),
-        per_member: classes
-            .iter()
-            .zip(&chosen)
-            .map(|(&c, &is_labelled)| is_labelled.then_some(c))
-            .collect(),
     });
-    ensemble.ground_truth = Some(ClassLabels {
-        classes: class_names,
-        per_member: classes.into_iter().map(Some).collect(),
-    });
-    Ok(ensemble)
+    Ok(super::labelled_ensemble(
+        source,
+        class_names,
+        classes,
+        &chosen,
+    ))
 }
 
 /// The decoded images and their digit labels.

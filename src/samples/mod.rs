@@ -19,7 +19,7 @@ pub mod writer;
 
 pub use procedural::{Generator, ProceduralSource};
 
-use crate::data::{ClassLabels, Ensemble};
+use crate::data::{ClassLabels, Ensemble, MemberSource};
 use crate::error::{DataError, DataResult};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -94,12 +94,27 @@ fn procedural<G: Generator>(
     let class_names: Vec<String> = source.class_names().iter().map(|s| s.to_string()).collect();
     let chosen = hand_labelled_subset(&classes, n_classes, labelled, seed);
 
-    let mut ensemble = Ensemble::new(Arc::new(source));
+    Ok(labelled_ensemble(
+        Arc::new(source),
+        class_names,
+        classes,
+        &chosen,
+    ))
+}
+
+/// A sample ensemble: full ground truth, and the `hand_labelled` members as its labels.
+fn labelled_ensemble(
+    source: Arc<dyn MemberSource>,
+    class_names: Vec<String>,
+    classes: Vec<u32>,
+    hand_labelled: &[bool],
+) -> Ensemble {
+    let mut ensemble = Ensemble::new(source);
     ensemble.labels = Some(ClassLabels {
         classes: class_names.clone(),
         per_member: classes
             .iter()
-            .zip(&chosen)
+            .zip(hand_labelled)
             .map(|(&c, &is_labelled)| is_labelled.then_some(c))
             .collect(),
     });
@@ -107,7 +122,7 @@ fn procedural<G: Generator>(
         classes: class_names,
         per_member: classes.into_iter().map(Some).collect(),
     });
-    Ok(ensemble)
+    ensemble
 }
 
 const SUBSET_KEY: u64 = 0x9E37_79B9_7F4A_7C15;
