@@ -22,6 +22,9 @@ enum Network {
 /// [`ModelConfig::init`]; latents are `[batch, latent_dim]`. On an autodiff device the model
 /// trains (dropout active, batch-norm batch statistics, VAE sampling); on a plain device it is
 /// deterministic.
+///
+/// Saved weights hold no architecture: keep the [`ModelConfig`] and input [`Shape`] next to
+/// them and rebuild with [`ModelConfig::init`] before loading.
 #[derive(Module, Debug)]
 pub struct Autoencoder {
     network: Network,
@@ -81,6 +84,10 @@ impl Autoencoder {
     }
 
     /// Encode, (sample,) decode.
+    ///
+    /// # Panics
+    /// If `x` is not `[batch, C, H, W]` with the [`Autoencoder::input_shape`] it was built for
+    /// (callers check member shapes when the ensemble is opened).
     pub fn forward(&self, x: Tensor<4>) -> AeOutput {
         let (sample, recon) = match &self.network {
             Network::Paper(net) => {

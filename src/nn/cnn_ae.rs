@@ -13,7 +13,9 @@ use crate::data::Shape;
 
 /// Channels of the encoder blocks; the decoder mirrors them.
 pub const WIDTHS: [usize; 3] = [32, 64, 128];
-const LEVELS: usize = WIDTHS.len();
+pub const LEVELS: usize = WIDTHS.len();
+/// Channels of the deepest feature map, which feeds the latent.
+pub const DEEPEST: usize = WIDTHS[LEVELS - 1];
 
 #[derive(Module, Debug)]
 pub struct CnnAe {
@@ -51,7 +53,7 @@ impl CnnAe {
             .collect();
         let pool = MaxPool2dConfig::new([2, 2]).with_ceil_mode(true).init();
 
-        let bottleneck = [WIDTHS[LEVELS - 1], hs[LEVELS], ws[LEVELS]];
+        let bottleneck = [DEEPEST, hs[LEVELS], ws[LEVELS]];
         let features = bottleneck.iter().product();
         let decoder = (1..=LEVELS)
             .rev()

@@ -1,7 +1,11 @@
 //! Serde configuration that selects and sizes an autoencoder.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
+use super::blocks::halved;
+use super::{cnn_ae, paper_ae, unet_vae};
 use crate::data::Shape;
 
 /// Which architecture to build.
@@ -19,6 +23,16 @@ pub enum ModelKind {
 }
 
 impl ModelKind {
+    /// The name used in configuration files.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Ae => "ae",
+            ModelKind::Vae => "vae",
+            ModelKind::UnetVae => "unet-vae",
+            ModelKind::CnnAe => "cnn-ae",
+        }
+    }
+
     /// Whether the latent is Gaussian (μ, log σ²) and the loss carries a KL term.
     pub fn is_variational(self) -> bool {
         matches!(self, ModelKind::Vae | ModelKind::UnetVae)
@@ -30,6 +44,12 @@ impl ModelKind {
             ModelKind::UnetVae => ActivationKind::LeakyRelu,
             ModelKind::Ae | ModelKind::Vae | ModelKind::CnnAe => ActivationKind::Relu,
         }
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -152,16 +172,12 @@ impl ModelConfig {
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             return fail(format!("beta must be finite and >= 0, got {}", self.beta));
         }
-        let dense_weights = self
-            .bottleneck_len(input)
-            .checked_mul(self.latent_dim)
-            .unwrap_or(usize::MAX);
+        let dense_weights = self.bottleneck_len(input).saturating_mul(self.latent_dim);
         if dense_weights > MAX_DENSE_WEIGHTS {
             return fail(format!(
                 "a {} model with latent_dim {} on {input} inputs needs {dense_weights} dense \
                  weights (limit {MAX_DENSE_WEIGHTS}); use a smaller latent or input",
-                serde_json::to_string(&self.kind).unwrap_or_default(),
-                self.latent_dim,
+                self.kind, self.latent_dim,
             ));
         }
         Ok(())
@@ -170,18 +186,12 @@ impl ModelConfig {
     /// Length of the flattened feature map that feeds the latent layer.
     pub fn bottleneck_len(&self, input: Shape) -> usize {
         let (levels, channels) = match self.kind {
-            ModelKind::Ae | ModelKind::Vae => (crate::nn::paper_ae::LEVELS, self.filters),
-            ModelKind::UnetVae => (
-                crate::nn::unet_vae::WIDTHS.len(),
-                crate::nn::unet_vae::WIDTHS[crate::nn::unet_vae::WIDTHS.len() - 1],
-            ),
-            ModelKind::CnnAe => (
-                crate::nn::cnn_ae::WIDTHS.len(),
-                crate::nn::cnn_ae::WIDTHS[crate::nn::cnn_ae::WIDTHS.len() - 1],
-            ),
+            ModelKind::Ae | ModelKind::Vae => (paper_ae::LEVELS, self.filters),
+            ModelKind::UnetVae => (unet_vae::LEVELS, unet_vae::DEEPEST),
+            ModelKind::CnnAe => (cnn_ae::LEVELS, cnn_ae::DEEPEST),
         };
-        let h = crate::nn::blocks::halved(input.height, levels);
-        let w = crate::nn::blocks::halved(input.width, levels);
+        let h = halved(input.height, levels);
+        let w = halved(input.width, levels);
         channels.saturating_mul(h).saturating_mul(w)
     }
 }

@@ -14,7 +14,9 @@ use crate::data::Shape;
 
 /// Channels of the encoder levels; the decoder mirrors them.
 pub const WIDTHS: [usize; 5] = [32, 64, 128, 256, 512];
-const LEVELS: usize = WIDTHS.len();
+pub const LEVELS: usize = WIDTHS.len();
+/// Channels of the deepest feature map, which feeds the latent.
+pub const DEEPEST: usize = WIDTHS[LEVELS - 1];
 
 #[derive(Module, Debug)]
 pub struct UnetVae {
@@ -54,8 +56,7 @@ impl UnetVae {
             })
             .collect();
 
-        let deepest = WIDTHS[LEVELS - 1];
-        let bottleneck = [deepest, hs[LEVELS], ws[LEVELS]];
+        let bottleneck = [DEEPEST, hs[LEVELS], ws[LEVELS]];
         let features = bottleneck.iter().product();
 
         // Level l (1-based, l ≥ 2) decodes into level l − 1, whose skip doubles the channels
@@ -64,7 +65,7 @@ impl UnetVae {
             .rev()
             .map(|l| {
                 let c_in = if l == LEVELS {
-                    deepest
+                    DEEPEST
                 } else {
                     2 * WIDTHS[l - 1]
                 };
@@ -126,8 +127,7 @@ impl UnetVae {
         for (i, block) in self.decoder.iter().enumerate() {
             x = block.forward(x);
             if i + 1 < self.decoder.len() {
-                // Decoder output i sits at encoder level LEVELS - 1 - i (1-based), i.e. skip
-                // index LEVELS - 2 - i.
+                // Output i is at the level of the deepest skip not yet used.
                 let skip = match skips.as_mut() {
                     Some(skips) => skips.pop(),
                     None => None,
