@@ -5,6 +5,7 @@ pub mod cli;
 pub mod data;
 pub mod error;
 pub mod labels;
+pub mod nn;
 pub mod samples;
 
 pub use error::DataError;
