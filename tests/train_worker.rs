@@ -83,7 +83,10 @@ fn events_arrive_in_order_and_the_model_learns() {
     let dir = tempfile::tempdir().unwrap();
     let ensemble = mnist();
     let labels = labels_of(&ensemble);
-    let handle = Trainer::spawn(ensemble, labels, tiny_config(3), dir.path()).unwrap();
+    let mut config = tiny_config(10);
+    config.optimizer.batch_size = 32;
+    config.optimizer.learning_rate = 5e-3;
+    let handle = Trainer::spawn(ensemble, labels, config, dir.path()).unwrap();
     let events = collect(&handle);
 
     assert!(matches!(
@@ -100,6 +103,7 @@ fn events_arrive_in_order_and_the_model_learns() {
     // Steps count up; each epoch summary comes after its steps and before the next epoch's.
     let mut last_global = 0;
     let mut epochs_seen = 0;
+    let (mut steps, mut supervised_steps) = (0, 0);
     for event in &events {
         match event {
             TrainEvent::Step {
@@ -112,8 +116,10 @@ fn events_arrive_in_order_and_the_model_learns() {
                 assert!(*global_step > last_global);
                 last_global = *global_step;
                 assert!(losses.is_finite(), "{losses:?}");
-                // Hand labels are present, so both label losses are computed.
-                assert!(losses.cluster.is_some() && losses.contrastive.is_some());
+                // Hand labels are present: the label losses come and go together.
+                assert_eq!(losses.cluster.is_some(), losses.contrastive.is_some());
+                supervised_steps += usize::from(losses.cluster.is_some());
+                steps += 1;
             }
             TrainEvent::Epoch(summary) => {
                 assert_eq!(summary.epoch, epochs_seen);
@@ -126,7 +132,12 @@ fn events_arrive_in_order_and_the_model_learns() {
             _ => {}
         }
     }
-    assert_eq!(epochs_seen, 3);
+    assert_eq!(epochs_seen, 10);
+    // ~4 of 32 members per batch carry a label: most batches hold two classes.
+    assert!(
+        supervised_steps > steps / 2,
+        "{supervised_steps} of {steps}"
+    );
     let recon = events.iter().find_map(|e| match e {
         TrainEvent::Reconstructions { images, .. } => Some(images),
         _ => None,
@@ -145,7 +156,7 @@ fn events_arrive_in_order_and_the_model_learns() {
     assert_eq!(latents.ids.len(), latents.members.len());
 
     let summary = finished(&events);
-    assert_eq!(summary.epochs, 3);
+    assert_eq!(summary.epochs, 10);
     let epoch_val: Vec<f64> = events
         .iter()
         .filter_map(|e| match e {
@@ -154,11 +165,12 @@ fn events_arrive_in_order_and_the_model_learns() {
         })
         .collect();
     assert!(
-        epoch_val[2] < epoch_val[0],
+        epoch_val[9] < epoch_val[0],
         "validation reconstruction did not improve: {epoch_val:?}"
     );
     let (mse, baseline) = (summary.val_mse.unwrap(), summary.baseline_val_mse.unwrap());
-    assert!(mse < 0.8 * baseline, "val MSE {mse} vs baseline {baseline}");
+    println!("val MSE {mse} vs baseline {baseline}; epochs {epoch_val:?}");
+    assert!(mse < 0.7 * baseline, "val MSE {mse} vs baseline {baseline}");
 }
 
 #[test]
@@ -413,5 +425,40 @@ fn auto_backend_picks_the_cpu_here_and_says_so() {
         if choice == BackendChoice::Gpu {
             assert!(reason.starts_with("GPU requested"), "{reason}");
         }
+    }
+}
+
+#[test]
+fn latents_on_request_and_a_failing_step_is_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let ensemble = mnist();
+    let labels = labels_of(&ensemble);
+    let labelled = labels.len();
+    let mut config = tiny_config(1);
+    config.evaluation.latents_every_epochs = 0;
+    config.inject_panic_at_attempts = vec![3];
+    let handle = Trainer::spawn(ensemble, labels, config, dir.path()).unwrap();
+    loop {
+        match handle.recv_timeout(Duration::from_secs(60)).unwrap() {
+            TrainEvent::Step { .. } => break,
+            e => assert!(!e.is_final(), "{e:?}"),
+        }
+    }
+    handle.request_latents();
+    let events = collect(&handle);
+    let latents = events.iter().find_map(|e| match e {
+        TrainEvent::Latents(l) => Some(l),
+        _ => None,
+    });
+    // The evaluation subset is the hand-labelled members.
+    let latents = latents.expect("latents after the request");
+    assert_eq!(latents.members.len(), labelled);
+    assert_eq!(latents.epoch, 0);
+    // On the CPU a panicking step cannot fall back anywhere: the run reports it and ends.
+    match events.last() {
+        Some(TrainEvent::Error(message)) => {
+            assert!(message.contains("injected failure"), "{message}")
+        }
+        other => panic!("expected an error, got {other:?}"),
     }
 }

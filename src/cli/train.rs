@@ -111,9 +111,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 ..
             } => {
                 if let Some(reason) = fallback_reason {
-                    bar.println(format!("note: {reason}"));
+                    say(&bar, format!("note: {reason}"));
                 }
-                bar.println(format!("backend: {name}"));
+                say(&bar, format!("backend: {name}"));
             }
             TrainEvent::Started {
                 train_members,
@@ -123,10 +123,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 ..
             } => {
                 steps_per_epoch = *steps;
-                bar.println(format!(
-                    "training on {train_members} members, validating on {val_members}; \
+                say(
+                    &bar,
+                    format!(
+                        "training on {train_members} members, validating on {val_members}; \
                      {steps} steps per epoch"
-                ));
+                    ),
+                );
                 bar.set_length((steps * epochs.saturating_sub(*first_epoch)) as u64);
             }
             TrainEvent::Step {
@@ -147,15 +150,18 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 let val = e.val.map_or("-".into(), |v| format!("{:.5}", v.total));
                 let psnr = e.val_psnr_db.map_or("-".into(), |p| format!("{p:.2} dB"));
                 let ssim = e.val_ssim.map_or("-".into(), |s| format!("{s:.4}"));
-                bar.println(format!(
-                    "epoch {}: train {:.5}  val {val}  PSNR {psnr}  SSIM {ssim}  {:.0} img/s{}",
-                    e.epoch + 1,
-                    e.train.total,
-                    e.images_per_sec,
-                    if e.best { "  (best)" } else { "" }
-                ));
+                say(
+                    &bar,
+                    format!(
+                        "epoch {}: train {:.5}  val {val}  PSNR {psnr}  SSIM {ssim}  {:.0} img/s{}",
+                        e.epoch + 1,
+                        e.train.total,
+                        e.images_per_sec,
+                        if e.best { "  (best)" } else { "" }
+                    ),
+                );
             }
-            TrainEvent::Recovered { message, .. } => bar.println(format!("warning: {message}")),
+            TrainEvent::Recovered { message, .. } => say(&bar, format!("warning: {message}")),
             TrainEvent::Finished(summary) => {
                 bar.finish_and_clear();
                 let mse = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.5}"));
@@ -279,4 +285,13 @@ fn is_label_store(path: &Path) -> anyhow::Result<bool> {
     Ok(["id", "manual_label", "pseudo_label"]
         .iter()
         .all(|c| columns.contains(c) && CSV_HEADER.contains(c)))
+}
+
+/// A line above the progress bar, or on stderr when the bar is hidden (quiet, or not a
+/// terminal), so logs keep every message.
+fn say(bar: &ProgressBar, line: impl AsRef<str>) {
+    match bar.is_hidden() {
+        true => eprintln!("{}", line.as_ref()),
+        false => bar.println(line),
+    }
 }

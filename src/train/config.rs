@@ -288,7 +288,8 @@ impl TrainConfig {
                 opt.weight_decay
             ));
         }
-        if !(0.0..1.0).contains(&opt.momentum) || !(opt.adam_epsilon > 0.0) {
+        let epsilon_ok = opt.adam_epsilon.is_finite() && opt.adam_epsilon > 0.0;
+        if !(0.0..1.0).contains(&opt.momentum) || !epsilon_ok {
             return fail("momentum must be in [0, 1) and adam_epsilon > 0".into());
         }
         if !(0.0..1.0).contains(&self.data.val_fraction) {
@@ -318,7 +319,7 @@ impl TrainConfig {
             LrScheduler::Step {
                 every_epochs,
                 gamma,
-            } if every_epochs == 0 || !(gamma > 0.0) => {
+            } if every_epochs == 0 || !(gamma.is_finite() && gamma > 0.0) => {
                 fail("step scheduler needs every_epochs >= 1 and gamma > 0".into())
             }
             LrScheduler::ReduceOnPlateau { factor, .. } if !(factor > 0.0 && factor < 1.0) => {

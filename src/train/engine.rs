@@ -53,7 +53,7 @@ type Flow<T> = Result<T, Halt>;
 /// How one pass over the training split ended.
 enum EpochRun {
     Done {
-        model: Autoencoder,
+        model: Box<Autoencoder>,
         losses: Losses,
         samples: usize,
         train_secs: f64,
@@ -63,6 +63,17 @@ enum EpochRun {
         losses: Losses,
     },
     Panicked(String),
+}
+
+/// burn seeds its CPU backend's random generator process-wide: trainers in one process (tests,
+/// an app comparing runs) hold this while they seed and draw, so each sees only its own seed.
+static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lock_device_rng() -> std::sync::MutexGuard<'static, ()> {
+    // A panic while holding it leaves nothing inconsistent: the guard protects no data.
+    DEVICE_RNG
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Training members the mean image (the baseline) is computed from, at most.
@@ -238,7 +249,7 @@ impl Engine {
                     samples,
                     train_secs,
                 } => {
-                    model = trained;
+                    model = *trained;
                     let validation = self.validate(&setup, &model, &state, epoch)?;
                     if let Some(v) = &validation {
                         last_quality = v.quality;
@@ -471,6 +482,7 @@ impl Engine {
 
     fn new_model(&self, setup: &Setup) -> Flow<Autoencoder> {
         let device = setup.backend.device.clone().autodiff();
+        let _rng = lock_device_rng();
         device.seed(self.config.seed);
         self.config
             .model
@@ -683,7 +695,7 @@ impl Engine {
             samples += batch.len();
             state.global_step += 1;
             let every = self.config.evaluation.step_event_every.max(1);
-            if state.global_step % every == 0 || step + 1 == steps {
+            if state.global_step.is_multiple_of(every) || step + 1 == steps {
                 self.events.send(TrainEvent::Step {
                     epoch,
                     step,
@@ -700,7 +712,7 @@ impl Engine {
         let train_secs =
             (start.elapsed().as_secs_f64() - (self.paused_secs - paused_before)).max(1e-9);
         Ok(EpochRun::Done {
-            model,
+            model: Box::new(model),
             losses: sums.mean(),
             samples,
             train_secs,
@@ -723,6 +735,10 @@ impl Engine {
         if self.config.inject_panic_at_attempts.contains(&attempt) {
             panic!("injected failure at step attempt {attempt}");
         }
+        // Only models that draw random numbers in the forward pass need the lock held.
+        let model_config = &self.config.model;
+        let stochastic = model_config.kind.is_variational() || model_config.dropout > 0.0;
+        let rng_guard = stochastic.then(lock_device_rng);
         device.seed(seed);
         let target =
             Tensor::<4>::from_data(TensorData::new(batch.data.clone(), batch.shape), device);
@@ -735,6 +751,7 @@ impl Engine {
         };
         let (mut total, terms, sparsity, _) =
             self.objective(&model, input, target, &batch.members, weights, device);
+        drop(rng_guard);
         if self.config.inject_non_finite_at_attempts.contains(&attempt) {
             total = total.mul_scalar(f64::NAN);
         }

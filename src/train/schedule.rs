@@ -169,8 +169,10 @@ mod tests {
 
     #[test]
     fn step_and_cosine_schedules() {
-        let mut config = TrainConfig::default();
-        config.epochs = 10;
+        let mut config = TrainConfig {
+            epochs: 10,
+            ..TrainConfig::default()
+        };
         config.optimizer.learning_rate = 1.0;
         config.schedule.lr_scheduler = LrScheduler::Step {
             every_epochs: 3,

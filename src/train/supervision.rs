@@ -90,3 +90,57 @@ impl MemberLabels {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::SnapshotClass;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    fn ensemble(n: usize) -> Ensemble {
+        let raw = crate::data::RawArray::from_bytes(
+            std::path::Path::new("test"),
+            vec![0; n * 4],
+            crate::data::DType::U8,
+            crate::data::ByteOrder::Little,
+            n,
+            crate::data::Shape::new(1, 2, 2),
+        )
+        .unwrap();
+        Ensemble::new(Arc::new(raw))
+    }
+
+    #[test]
+    fn pseudo_labels_below_the_threshold_do_not_train() {
+        let class = |name: &str| SnapshotClass {
+            name: name.into(),
+            colour: crate::labels::palette_colour(0),
+        };
+        let label = |class, weight, manual| TrainingLabel {
+            class,
+            weight,
+            manual,
+        };
+        let labels = HashMap::from([
+            ("0".to_string(), label(0, 1.0, true)),
+            ("1".to_string(), label(1, 0.95, false)),
+            ("2".to_string(), label(1, 0.5, false)),
+        ]);
+        let snapshot = LabelSnapshot::new(3, 0.0, vec![class("a"), class("b")], labels);
+        let resolved = MemberLabels::resolve(&snapshot, &ensemble(4), 0.9);
+        assert_eq!(resolved.labelled_among(&[0, 1, 2, 3]), 2);
+        assert_eq!(resolved.manual_members(), vec![0]);
+        assert_eq!(resolved.strata(), vec![0, 1, 2, 2]);
+
+        let device = Device::flex();
+        // Rows 1 and 3 of this batch are members 0 and 1.
+        let supervision = resolved.supervision(&[3, 0, 2, 1], &device).unwrap();
+        let rows: Vec<i64> = supervision.rows.try_into_vec_as().unwrap();
+        assert_eq!(rows, vec![1, 3]);
+        let p: Vec<f32> = supervision.assignments.try_into_vec_as().unwrap();
+        assert_eq!(p, vec![1.0, 0.0, 0.0, 0.95]);
+        // One class only: nothing to separate.
+        assert!(resolved.supervision(&[0, 2, 3], &device).is_none());
+    }
+}
