@@ -7,5 +7,6 @@ pub mod error;
 pub mod labels;
 pub mod nn;
 pub mod samples;
+pub mod train;
 
 pub use error::DataError;

@@ -4,6 +4,7 @@ mod dataset_args;
 mod info;
 mod labels;
 mod sample;
+mod train;
 
 pub use dataset_args::DatasetArgs;
 
@@ -29,6 +30,8 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Per-class counts of manual and pseudo labels in a label store.
     Labels(labels::LabelsArgs),
+    /// Train an autoencoder and write a run directory (config, metrics, checkpoints, latents).
+    Train(train::TrainArgs),
 }
 
 /// Parses the command line and runs it; errors print as one clear line.
@@ -43,6 +46,7 @@ pub fn run() -> ExitCode {
         Some(Command::Info(args)) => info::run(args),
         Some(Command::Sample(args)) => sample::run(args),
         Some(Command::Labels(args)) => labels::run(args),
+        Some(Command::Train(args)) => train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! An immutable view of the labels for the training thread.
 
-use super::colour::Colour;
+use super::colour::{Colour, palette_colour};
+use crate::data::ClassLabels;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -52,6 +53,42 @@ impl LabelSnapshot {
             classes,
             labels,
         }))
+    }
+
+    /// No labels at all (training on reconstruction alone).
+    pub fn empty() -> Self {
+        Self::new(0, 1.0, Vec::new(), HashMap::new())
+    }
+
+    /// Manual labels (weight 1) from labels that came with a dataset (a labels file, or a
+    /// sample's hand-labelled subset); `id_of` gives the id of member `i`. Classes keep the
+    /// labels' order and take palette colours in that order.
+    pub fn from_class_labels(labels: &ClassLabels, id_of: impl Fn(usize) -> String) -> Self {
+        let classes = labels
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(i, name)| SnapshotClass {
+                name: name.clone(),
+                colour: palette_colour(i),
+            })
+            .collect();
+        let members = labels
+            .per_member
+            .iter()
+            .enumerate()
+            .filter_map(|(i, class)| {
+                class.map(|class| {
+                    let label = TrainingLabel {
+                        class,
+                        weight: 1.0,
+                        manual: true,
+                    };
+                    (id_of(i), label)
+                })
+            })
+            .collect();
+        Self::new(0, 1.0, classes, members)
     }
 
     /// The store revision this snapshot was taken at.

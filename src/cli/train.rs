@@ -1,0 +1,297 @@
+//! `sense train`: train an autoencoder on a dataset and write a run directory.
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+
+use crate::data::{Ensemble, NanPolicy, OpenOptions};
+use crate::labels::{CSV_HEADER, LabelSnapshot, LabelStore};
+use crate::nn::ModelKind;
+use crate::train::{BackendChoice, EvalSubset, TrainConfig, TrainEvent, Trainer};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Dataset: folder of images, .npy, .npz, IDX file, or sample:channels|droplets|mnist.
+    #[arg(long)]
+    pub data: String,
+    /// Labels for the label losses: a label-store CSV (manual and pseudo labels) or a plain
+    /// `id,label` CSV / IDX labels file. Default: the labels that come with the data.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Run configuration (TOML); the flags below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Run directory: config, metrics, checkpoints, latents.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue the run in --out from its last checkpoint (its config.toml, with the flags
+    /// below applied).
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendChoice>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub latent_dim: Option<usize>,
+    #[arg(long, value_parser = parse_model_kind)]
+    pub model: Option<ModelKind>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub val_fraction: Option<f64>,
+    #[arg(long)]
+    pub lambda_cluster: Option<f64>,
+    #[arg(long)]
+    pub lambda_contrastive: Option<f64>,
+    /// Pseudo-labels below this confidence do not train.
+    #[arg(long)]
+    pub pseudo_threshold: Option<f32>,
+    /// Members whose latents go to latents.npy.
+    #[arg(long, value_enum, default_value = "eval")]
+    pub export_latents: ExportLatents,
+    /// NaN/Inf values in float data: reject the dataset, or report and load it.
+    #[arg(long = "nan", value_enum, default_value_t = NanPolicy::Reject)]
+    pub nan_policy: NanPolicy,
+    /// No progress bar (for logs).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportLatents {
+    /// The evaluation subset (hand-labelled members).
+    Eval,
+    All,
+}
+
+fn parse_model_kind(text: &str) -> Result<ModelKind, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_string()))
+        .map_err(|_| format!("unknown model {text:?}; use ae, vae, unet-vae or cnn-ae"))
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let config = build_config(&args)?;
+    let (ensemble, labels) = open_data(&args, &config)?;
+    eprintln!(
+        "{}: {} members of {}, {} labelled",
+        ensemble.origin(),
+        ensemble.len(),
+        ensemble.shape(),
+        labels.len()
+    );
+    let epochs = config.epochs;
+    let handle = match args.resume {
+        true => Trainer::resume(ensemble, labels, config, &args.out)?,
+        false => Trainer::spawn(ensemble, labels, config, &args.out)?,
+    };
+
+    let bar = match args.quiet {
+        true => ProgressBar::hidden(),
+        false => ProgressBar::new(0),
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} steps {elapsed_precise} ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let mut steps_per_epoch = 0;
+    while let Some(event) = handle.recv() {
+        match &event {
+            TrainEvent::Backend {
+                name,
+                fallback_reason,
+                ..
+            } => {
+                if let Some(reason) = fallback_reason {
+                    say(&bar, format!("note: {reason}"));
+                }
+                say(&bar, format!("backend: {name}"));
+            }
+            TrainEvent::Started {
+                train_members,
+                val_members,
+                steps_per_epoch: steps,
+                first_epoch,
+                ..
+            } => {
+                steps_per_epoch = *steps;
+                say(
+                    &bar,
+                    format!(
+                        "training on {train_members} members, validating on {val_members}; \
+                     {steps} steps per epoch"
+                    ),
+                );
+                bar.set_length((steps * epochs.saturating_sub(*first_epoch)) as u64);
+            }
+            TrainEvent::Step {
+                epoch,
+                step,
+                losses,
+                ..
+            } => {
+                bar.set_prefix(format!("epoch {}/{epochs}", epoch + 1));
+                bar.set_position(
+                    bar.length()
+                        .unwrap_or(0)
+                        .min((steps_per_epoch * epoch + step + 1) as u64),
+                );
+                bar.set_message(format!("loss {:.4}", losses.total));
+            }
+            TrainEvent::Epoch(e) => {
+                let val = e.val.map_or("-".into(), |v| format!("{:.5}", v.total));
+                let psnr = e.val_psnr_db.map_or("-".into(), |p| format!("{p:.2} dB"));
+                let ssim = e.val_ssim.map_or("-".into(), |s| format!("{s:.4}"));
+                say(
+                    &bar,
+                    format!(
+                        "epoch {}: train {:.5}  val {val}  PSNR {psnr}  SSIM {ssim}  {:.0} img/s{}",
+                        e.epoch + 1,
+                        e.train.total,
+                        e.images_per_sec,
+                        if e.best { "  (best)" } else { "" }
+                    ),
+                );
+            }
+            TrainEvent::Recovered { message, .. } => say(&bar, format!("warning: {message}")),
+            TrainEvent::Finished(summary) => {
+                bar.finish_and_clear();
+                let mse = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.5}"));
+                eprintln!(
+                    "done: {} epochs on {}; val MSE {} vs mean-image baseline {}, PSNR {}, \
+                     SSIM {}; {:.0} img/s; run in {}",
+                    summary.epochs,
+                    summary.backend,
+                    mse(summary.val_mse),
+                    mse(summary.baseline_val_mse),
+                    summary
+                        .val_psnr
+                        .map_or("-".into(), |p| format!("{p:.2} dB")),
+                    summary.val_ssim.map_or("-".into(), |s| format!("{s:.4}")),
+                    summary.images_per_sec,
+                    args.out.display()
+                );
+                handle.join();
+                return Ok(());
+            }
+            TrainEvent::Stopped { .. } => {
+                bar.abandon();
+                bail!("training stopped");
+            }
+            TrainEvent::Error(message) => {
+                bar.abandon();
+                bail!("training failed: {message}");
+            }
+            _ => {}
+        }
+    }
+    bail!("the training thread ended without a final report")
+}
+
+fn build_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
+    let mut config = if args.resume {
+        Trainer::load_config(&args.out).context("--resume needs a run directory in --out")?
+    } else if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+        TrainConfig::from_toml(&text).with_context(|| format!("{}", path.display()))?
+    } else {
+        TrainConfig::default()
+    };
+    if let Some(v) = args.backend {
+        config.backend = v;
+    }
+    if let Some(v) = args.epochs {
+        config.epochs = v;
+    }
+    if let Some(v) = args.batch_size {
+        config.optimizer.batch_size = v;
+    }
+    if let Some(v) = args.lr {
+        config.optimizer.learning_rate = v;
+    }
+    if let Some(v) = args.latent_dim {
+        config.model.latent_dim = v;
+    }
+    if let Some(v) = args.model {
+        config.model.kind = v;
+    }
+    if let Some(v) = args.seed {
+        config.seed = v;
+    }
+    if let Some(v) = args.val_fraction {
+        config.data.val_fraction = v;
+    }
+    if let Some(v) = args.lambda_cluster {
+        config.loss.lambda_cluster = v;
+    }
+    if let Some(v) = args.lambda_contrastive {
+        config.loss.lambda_contrastive = v;
+    }
+    if let Some(v) = args.pseudo_threshold {
+        config.labels.pseudo_threshold = v;
+    }
+    config.evaluation.export_all_latents = args.export_latents == ExportLatents::All;
+    if config.evaluation.subset == EvalSubset::All {
+        config.evaluation.export_all_latents = true;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// Opens the dataset and the labels the label losses train with.
+fn open_data(args: &TrainArgs, config: &TrainConfig) -> anyhow::Result<(Ensemble, LabelSnapshot)> {
+    let store_path = args
+        .labels
+        .as_deref()
+        .filter(|p| is_label_store(p).unwrap_or(false));
+    let options = OpenOptions {
+        // A label store is read below; a plain labels file attaches to the ensemble.
+        labels: args.labels.clone().filter(|_| store_path.is_none()),
+        nan_policy: args.nan_policy,
+        ..OpenOptions::default()
+    };
+    let ensemble = crate::data::open(&args.data, &options)?;
+    let labels = match store_path {
+        Some(path) => LabelStore::open_read_only(path)?.snapshot(config.labels.pseudo_threshold),
+        None => match &ensemble.labels {
+            Some(labels) => LabelSnapshot::from_class_labels(labels, |i| ensemble.member_id(i)),
+            None => LabelSnapshot::empty(),
+        },
+    };
+    Ok((ensemble, labels))
+}
+
+/// Whether `path` is a label-store CSV (recognised by its header).
+fn is_label_store(path: &Path) -> anyhow::Result<bool> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+    let mut first = String::new();
+    std::io::BufReader::new(file).read_line(&mut first)?;
+    // The store reads its columns by name, in any order.
+    let columns: Vec<&str> = first
+        .trim_end()
+        .trim_start_matches('\u{feff}')
+        .split(',')
+        .map(str::trim)
+        .collect();
+    Ok(["id", "manual_label", "pseudo_label"]
+        .iter()
+        .all(|c| columns.contains(c) && CSV_HEADER.contains(c)))
+}
+
+/// A line above the progress bar, or on stderr when the bar is hidden (quiet, or not a
+/// terminal), so logs keep every message.
+fn say(bar: &ProgressBar, line: impl AsRef<str>) {
+    match bar.is_hidden() {
+        true => eprintln!("{}", line.as_ref()),
+        false => bar.println(line),
+    }
+}

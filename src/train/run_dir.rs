@@ -1,0 +1,172 @@
+//! The files of a run directory.
+//!
+//! ```text
+//! RUN_DIR/config.toml          the TrainConfig
+//! RUN_DIR/normalization.json   fitted statistics (what every later use must apply)
+//! RUN_DIR/split.json           train/val member indices
+//! RUN_DIR/metrics.jsonl        one EpochSummary per line
+//! RUN_DIR/summary.json         RunSummary at the end
+//! RUN_DIR/latents.npy          f32 N×D latents, rows as in latent_ids.csv (index,id)
+//! RUN_DIR/checkpoint/          last epoch: model.bpk, optimizer.bpk, state.json
+//! RUN_DIR/best/                best validation epoch: model.bpk, state.json
+//! ```
+//!
+//! A checkpoint directory is written beside the old one and swapped in by renames, so a crash
+//! leaves either the old or the new checkpoint, never half of one.
+
+use npyz::WriterBuilder;
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::events::{EpochSummary, RunSummary};
+use super::schedule::ScheduleState;
+use crate::error::{DataError, DataResult};
+
+pub const CONFIG: &str = "config.toml";
+pub const NORMALIZATION: &str = "normalization.json";
+pub const SPLIT: &str = "split.json";
+pub const METRICS: &str = "metrics.jsonl";
+pub const SUMMARY: &str = "summary.json";
+pub const LATENTS: &str = "latents.npy";
+pub const LATENT_IDS: &str = "latent_ids.csv";
+pub const CHECKPOINT: &str = "checkpoint";
+pub const BEST: &str = "best";
+pub const MODEL_FILE: &str = "model.bpk";
+pub const OPTIMIZER_FILE: &str = "optimizer.bpk";
+pub const STATE_FILE: &str = "state.json";
+
+/// Where a run stands after a completed epoch (what `--resume` continues from).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    /// Epochs completed.
+    pub epochs_done: usize,
+    pub global_step: u64,
+    pub schedule: ScheduleState,
+    /// Non-finite-loss recoveries so far.
+    pub recoveries: u32,
+    pub train_secs: f64,
+    pub last_epoch: Option<EpochSummary>,
+}
+
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> DataResult<()> {
+    let tmp = path.with_extension("tmp");
+    let write = || -> std::io::Result<()> {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    };
+    write().map_err(|e| DataError::io(path, e))
+}
+
+pub fn write_json(path: &Path, value: &impl Serialize) -> DataResult<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| DataError::new(path, format!("cannot serialise: {e}")))?;
+    write_atomic(path, text.as_bytes())
+}
+
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> DataResult<T> {
+    let text = fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| DataError::new(path, format!("invalid JSON: {e}")))
+}
+
+pub fn append_metrics(run_dir: &Path, epoch: &EpochSummary) -> DataResult<()> {
+    let path = run_dir.join(METRICS);
+    let line = serde_json::to_string(epoch)
+        .map_err(|e| DataError::new(&path, format!("cannot serialise: {e}")))?;
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| DataError::io(&path, e))?;
+    writeln!(file, "{line}").map_err(|e| DataError::io(&path, e))
+}
+
+/// Keeps only the first `epochs` lines of `metrics.jsonl` (a resume repeats later epochs).
+pub fn truncate_metrics(run_dir: &Path, epochs: usize) -> DataResult<()> {
+    let path = run_dir.join(METRICS);
+    let Ok(text) = fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .take(epochs)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    write_atomic(&path, kept.as_bytes())
+}
+
+pub fn write_summary(run_dir: &Path, summary: &RunSummary) -> DataResult<()> {
+    write_json(&run_dir.join(SUMMARY), summary)
+}
+
+/// A fresh, empty directory `name.tmp` in `run_dir` to write a checkpoint into.
+pub fn staging_dir(run_dir: &Path, name: &str) -> DataResult<PathBuf> {
+    let staging = run_dir.join(format!("{name}.tmp"));
+    if staging.exists() {
+        fs::remove_dir_all(&staging).map_err(|e| DataError::io(&staging, e))?;
+    }
+    fs::create_dir_all(&staging).map_err(|e| DataError::io(&staging, e))?;
+    Ok(staging)
+}
+
+/// Replaces `run_dir/name` by the staged directory.
+pub fn commit_dir(run_dir: &Path, name: &str, staging: &Path) -> DataResult<PathBuf> {
+    let target = run_dir.join(name);
+    let old = run_dir.join(format!("{name}.old"));
+    let swap = || -> std::io::Result<()> {
+        if old.exists() {
+            fs::remove_dir_all(&old)?;
+        }
+        if target.exists() {
+            fs::rename(&target, &old)?;
+        }
+        fs::rename(staging, &target)?;
+        if old.exists() {
+            fs::remove_dir_all(&old)?;
+        }
+        Ok(())
+    };
+    swap().map_err(|e| DataError::io(&target, e))?;
+    Ok(target)
+}
+
+/// Writes `latents.npy` (f32, `rows × dim`) and `latent_ids.csv` (`index,id` per row).
+pub fn write_latents(
+    run_dir: &Path,
+    members: &[usize],
+    ids: &[String],
+    dim: usize,
+    values: &[f32],
+) -> DataResult<()> {
+    let npy_path = run_dir.join(LATENTS);
+    let mut bytes = Vec::with_capacity(values.len() * 4 + 128);
+    {
+        let mut writer = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[members.len() as u64, dim as u64])
+            .writer(&mut bytes)
+            .begin_nd()
+            .map_err(|e| DataError::io(&npy_path, e))?;
+        writer
+            .extend(values.iter().copied())
+            .map_err(|e| DataError::io(&npy_path, e))?;
+        writer.finish().map_err(|e| DataError::io(&npy_path, e))?;
+    }
+    write_atomic(&npy_path, &bytes)?;
+
+    let ids_path = run_dir.join(LATENT_IDS);
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    let rows = || -> Result<Vec<u8>, csv::Error> {
+        csv.write_record(["index", "id"])?;
+        for (member, id) in members.iter().zip(ids) {
+            csv.write_record([member.to_string().as_str(), id.as_str()])?;
+        }
+        csv.into_inner()
+            .map_err(|e| csv::Error::from(std::io::Error::other(e.to_string())))
+    };
+    let bytes = rows().map_err(|e| DataError::new(&ids_path, e.to_string()))?;
+    write_atomic(&ids_path, &bytes)
+}
