@@ -118,62 +118,61 @@ def throughput(height_px, width_px, batch, warmup, steps):
     return result
 
 
+def time_layer(reps, layer, x):
+    """ms of forward alone, forward+backward to the weights, and to weights and input."""
+
+    def fwd():
+        with torch.no_grad():
+            layer(x)
+
+    def backward(input_grad):
+        xi = x.detach().requires_grad_(input_grad)
+
+        def run():
+            layer.zero_grad(set_to_none=True)
+            layer(xi).sum().backward()
+
+        return mean_ms(reps, run)
+
+    return mean_ms(reps, fwd), backward(False), backward(True)
+
+
 def profile_ops(height_px, width_px, batch, reps):
-    """Per-layer forward and forward+backward ms, mirroring the Rust --ops table."""
+    """Per-layer timing mirroring the Rust --ops table (inputs made outside the timing)."""
     hs = [halved(height_px, lvl) for lvl in range(LEVELS + 1)]
     ws = [halved(width_px, lvl) for lvl in range(LEVELS + 1)]
-    print(f"  {'op (torch)':<34} {'fwd ms':>10} {'fwd+bwd ms':>12} {'bwd ms':>12}")
-    total_fwd = total_both = 0.0
+    print(f"  {'op (torch), ms':<28} {'fwd':>8} {'bwd weight':>11} {'bwd input':>11} {'total':>8}")
+    total = [0.0, 0.0, 0.0]
 
-    def report(name, fwd, both):
-        nonlocal total_fwd, total_both
-        total_fwd += fwd
-        total_both += both
-        print(f"  {name:<34} {fwd:>10.2f} {both:>12.2f} {both - fwd:>12.2f}")
-
-    def time_layer(name, layer, x_shape, input_grad):
-        def fwd():
-            with torch.no_grad():
-                layer(torch.randn(x_shape))
-
-        def both():
-            layer.zero_grad(set_to_none=True)
-            x = torch.randn(x_shape, requires_grad=input_grad)
-            layer(x).sum().backward()
-
-        report(name, mean_ms(reps, fwd), mean_ms(reps, both))
+    def report(name, times, input_grad):
+        fwd, with_w, with_x = times
+        row = [fwd, with_w - fwd, (with_x - with_w) if input_grad else 0.0]
+        for i, v in enumerate(row):
+            total[i] += v
+        print(f"  {name:<28} {row[0]:>8.2f} {row[1]:>11.2f} {row[2]:>11.2f} {sum(row):>8.2f}")
 
     for lvl in range(LEVELS):
         c_in = 1 if lvl == 0 else FILTERS
         conv = nn.Conv2d(c_in, FILTERS, 3, stride=2, padding=1)
-        time_layer(
-            f"conv{lvl} {c_in}->{FILTERS} {hs[lvl]}x{ws[lvl]}",
-            conv,
-            (batch, c_in, hs[lvl], ws[lvl]),
-            lvl != 0,
-        )
+        x = torch.randn(batch, c_in, hs[lvl], ws[lvl])
+        report(f"conv{lvl} {c_in}->{FILTERS} {hs[lvl]}x{ws[lvl]}", time_layer(reps, conv, x), lvl > 0)
     features = FILTERS * hs[LEVELS] * ws[LEVELS]
     for name, d_in, d_out in (
         ("dense encode", features, LATENT_DIM),
         ("dense decode", LATENT_DIM, features),
     ):
-        time_layer(f"{name} {d_in}->{d_out}", nn.Linear(d_in, d_out, bias=False), (batch, d_in), True)
+        x = torch.randn(batch, d_in)
+        report(f"{name} {d_in}->{d_out}", time_layer(reps, nn.Linear(d_in, d_out), x), True)
     for lvl in range(LEVELS, 0, -1):
         c_out = 1 if lvl == 1 else FILTERS
         out_padding = (hs[lvl - 1] + 1 - 2 * hs[lvl], ws[lvl - 1] + 1 - 2 * ws[lvl])
         deconv = nn.ConvTranspose2d(
             FILTERS, c_out, 3, stride=2, padding=1, output_padding=out_padding
         )
-        time_layer(
-            f"deconv{LEVELS - lvl} {FILTERS}->{c_out} {hs[lvl - 1]}x{ws[lvl - 1]}",
-            deconv,
-            (batch, FILTERS, hs[lvl], ws[lvl]),
-            True,
-        )
-    print(
-        f"  {'sum of layers':<34} {total_fwd:>10.2f} {total_both:>12.2f} "
-        f"{total_both - total_fwd:>12.2f}   (includes random inputs)"
-    )
+        x = torch.randn(batch, FILTERS, hs[lvl], ws[lvl])
+        name = f"deconv{LEVELS - lvl} {FILTERS}->{c_out} {hs[lvl - 1]}x{ws[lvl - 1]}"
+        report(name, time_layer(reps, deconv, x), True)
+    print(f"  {'sum of layers':<28} {total[0]:>8.2f} {total[1]:>11.2f} {total[2]:>11.2f} {sum(total):>8.2f}")
 
 
 def main():

@@ -236,116 +236,107 @@ fn train_throughput(case: Case, warmup: usize, steps: usize) -> Result<Throughpu
     })
 }
 
-/// Per-layer timing of the model's ops at one size: forward, and forward + backward with the
-/// gradients a training step needs (weights always; the input except for the first layer).
-fn profile_ops(case: Case, reps: usize) {
-    let plain = Device::flex();
+/// Milliseconds of one layer op: forward alone, forward + backward to the weights, and
+/// forward + backward to weights and input (what every layer but the first needs).
+fn time_layer<const D: usize, const W: usize>(
+    reps: usize,
+    x: &Tensor<D>,
+    weight: &Tensor<W>,
+    bias: Option<&Tensor<1>>,
+    op: impl Fn(Tensor<D>, Tensor<W>, Option<Tensor<1>>) -> Tensor<D>,
+) -> [f64; 3] {
+    let fwd = mean_ms(reps, || {
+        op(x.clone(), weight.clone(), bias.cloned()).into_data();
+    });
     let autodiff = Device::flex().autodiff();
+    let backward = |input_grad: bool| {
+        let x = x.clone().to_device(&autodiff).autodiff();
+        let x = if input_grad { x.require_grad() } else { x };
+        let w = weight.clone().to_device(&autodiff).autodiff().require_grad();
+        let b = bias.map(|b| b.clone().to_device(&autodiff).autodiff().require_grad());
+        mean_ms(reps, || {
+            let grads = op(x.clone(), w.clone(), b.clone()).sum().backward();
+            w.grad(&grads).map(Tensor::into_data);
+        })
+    };
+    [fwd, backward(false), backward(true)]
+}
+
+/// Per-layer timing of the model's ops at one size (inputs made once, outside the timing).
+fn profile_ops(case: Case, reps: usize) {
+    let device = Device::flex();
     let b = case.batch;
     let hs: Vec<usize> = (0..=LEVELS).map(|l| halved(case.height_px, l)).collect();
     let ws: Vec<usize> = (0..=LEVELS).map(|l| halved(case.width_px, l)).collect();
-    let normal = Distribution::Normal(0.0, 1.0);
-    let conv_opts = || ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+    let random = |dims: &[usize]| -> Tensor<1> {
+        Tensor::random([dims.iter().product::<usize>()], Distribution::Normal(0.0, 0.1), &device)
+    };
 
     println!(
-        "  {:<34} {:>10} {:>12} {:>12}",
-        "op (burn flex)", "fwd ms", "fwd+bwd ms", "bwd ms"
+        "  {:<28} {:>8} {:>11} {:>11} {:>8}",
+        "op (burn flex), ms", "fwd", "bwd weight", "bwd input", "total"
     );
-    let mut totals = (0.0, 0.0);
-    let mut report = |name: String, fwd: f64, both: f64| {
-        totals.0 += fwd;
-        totals.1 += both;
+    let mut sum = [0.0; 3];
+    let mut report = |name: String, [fwd, with_w, with_x]: [f64; 3], input_grad: bool| {
+        let bwd_w = with_w - fwd;
+        let bwd_x = if input_grad { with_x - with_w } else { 0.0 };
+        let row = [fwd, bwd_w, bwd_x];
+        for (s, r) in sum.iter_mut().zip(row) {
+            *s += r;
+        }
         println!(
-            "  {name:<34} {fwd:>10.2} {both:>12.2} {:>12.2}",
-            both - fwd
+            "  {name:<28} {fwd:>8.2} {bwd_w:>11.2} {bwd_x:>11.2} {:>8.2}",
+            fwd + bwd_w + bwd_x
         );
     };
 
+    let conv = |x: Tensor<4>, w: Tensor<4>, bias: Option<Tensor<1>>| {
+        conv2d(x, w, bias, ConvOptions::new([2, 2], [1, 1], [1, 1], 1))
+    };
     for l in 0..LEVELS {
         let c_in = if l == 0 { 1 } else { FILTERS };
-        let x_shape = [b, c_in, hs[l], ws[l]];
-        let w_shape = [FILTERS, c_in, 3, 3];
-        let fwd = mean_ms(reps, || {
-            let x = Tensor::<4>::random(x_shape, normal, &plain);
-            let w = Tensor::<4>::random(w_shape, normal, &plain);
-            let bias = Tensor::<1>::random([FILTERS], normal, &plain);
-            conv2d(x, w, Some(bias), conv_opts()).into_data();
-        });
-        let both = mean_ms(reps, || {
-            let x = Tensor::<4>::random(x_shape, normal, &autodiff);
-            let x = if l == 0 { x } else { x.require_grad() };
-            let w = Tensor::<4>::random(w_shape, normal, &autodiff).require_grad();
-            let bias = Tensor::<1>::random([FILTERS], normal, &autodiff).require_grad();
-            let y = conv2d(x, w.clone(), Some(bias), conv_opts());
-            let grads = y.sum().backward();
-            w.grad(&grads).map(Tensor::into_data);
-        });
-        report(
-            format!("conv{l} {c_in}->{FILTERS} {}x{}", hs[l], ws[l]),
-            fwd,
-            both,
-        );
+        let x = random(&[b, c_in, hs[l], ws[l]]).reshape([b, c_in, hs[l], ws[l]]);
+        let w = random(&[FILTERS, c_in, 3, 3]).reshape([FILTERS, c_in, 3, 3]);
+        let times = time_layer(reps, &x, &w, Some(&random(&[FILTERS])), conv);
+        // The first layer's input is data: no gradient flows into it.
+        report(format!("conv{l} {c_in}->{FILTERS} {}x{}", hs[l], ws[l]), times, l > 0);
     }
 
     let features = FILTERS * hs[LEVELS] * ws[LEVELS];
-    for (name, d_in, d_out, input_grad) in [
-        ("dense encode", features, LATENT_DIM, true),
-        ("dense decode", LATENT_DIM, features, true),
+    for (name, d_in, d_out) in [
+        ("dense encode", features, LATENT_DIM),
+        ("dense decode", LATENT_DIM, features),
     ] {
-        let fwd = mean_ms(reps, || {
-            let x = Tensor::<2>::random([b, d_in], normal, &plain);
-            let w = Tensor::<2>::random([d_in, d_out], normal, &plain);
-            linear(x, w, None).into_data();
-        });
-        let both = mean_ms(reps, || {
-            let x = Tensor::<2>::random([b, d_in], normal, &autodiff);
-            let x = if input_grad { x.require_grad() } else { x };
-            let w = Tensor::<2>::random([d_in, d_out], normal, &autodiff).require_grad();
-            let grads = linear(x, w.clone(), None).sum().backward();
-            w.grad(&grads).map(Tensor::into_data);
-        });
-        report(format!("{name} {d_in}->{d_out}"), fwd, both);
+        let x = random(&[b, d_in]).reshape([b, d_in]);
+        let w = random(&[d_in, d_out]).reshape([d_in, d_out]);
+        let bias = random(&[d_out]);
+        let times = time_layer(reps, &x, &w, Some(&bias), linear);
+        report(format!("{name} {d_in}->{d_out}"), times, true);
     }
 
     for l in (1..=LEVELS).rev() {
         let c_out = if l == 1 { 1 } else { FILTERS };
-        let x_shape = [b, FILTERS, hs[l], ws[l]];
-        let w_shape = [FILTERS, c_out, 3, 3];
-        let opts = || {
-            ConvTransposeOptions::new(
-                [2, 2],
-                [1, 1],
-                [
-                    output_padding(hs[l - 1], hs[l]),
-                    output_padding(ws[l - 1], ws[l]),
-                ],
-                [1, 1],
-                1,
-            )
+        let padding_out = [
+            output_padding(hs[l - 1], hs[l]),
+            output_padding(ws[l - 1], ws[l]),
+        ];
+        let deconv = |x: Tensor<4>, w: Tensor<4>, bias: Option<Tensor<1>>| {
+            let options = ConvTransposeOptions::new([2, 2], [1, 1], padding_out, [1, 1], 1);
+            conv_transpose2d(x, w, bias, options)
         };
-        let fwd = mean_ms(reps, || {
-            let x = Tensor::<4>::random(x_shape, normal, &plain);
-            let w = Tensor::<4>::random(w_shape, normal, &plain);
-            let bias = Tensor::<1>::random([c_out], normal, &plain);
-            conv_transpose2d(x, w, Some(bias), opts()).into_data();
-        });
-        let both = mean_ms(reps, || {
-            let x = Tensor::<4>::random(x_shape, normal, &autodiff).require_grad();
-            let w = Tensor::<4>::random(w_shape, normal, &autodiff).require_grad();
-            let bias = Tensor::<1>::random([c_out], normal, &autodiff).require_grad();
-            let y = conv_transpose2d(x, w.clone(), Some(bias), opts());
-            let grads = y.sum().backward();
-            w.grad(&grads).map(Tensor::into_data);
-        });
-        report(
-            format!("deconv{} {FILTERS}->{c_out} {}x{}", LEVELS - l, hs[l - 1], ws[l - 1]),
-            fwd,
-            both,
-        );
+        let x = random(&[b, FILTERS, hs[l], ws[l]]).reshape([b, FILTERS, hs[l], ws[l]]);
+        let w = random(&[FILTERS, c_out, 3, 3]).reshape([FILTERS, c_out, 3, 3]);
+        let times = time_layer(reps, &x, &w, Some(&random(&[c_out])), deconv);
+        let name = format!("deconv{} {FILTERS}->{c_out} {}x{}", LEVELS - l, hs[l - 1], ws[l - 1]);
+        report(name, times, true);
     }
     println!(
-        "  {:<34} {:>10.2} {:>12.2} {:>12.2}   (includes random inputs)",
-        "sum of layers", totals.0, totals.1, totals.1 - totals.0
+        "  {:<28} {:>8.2} {:>11.2} {:>11.2} {:>8.2}",
+        "sum of layers",
+        sum[0],
+        sum[1],
+        sum[2],
+        sum.iter().sum::<f64>()
     );
 }
 
