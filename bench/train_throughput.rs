@@ -252,7 +252,11 @@ fn time_layer<const D: usize, const W: usize>(
     let backward = |input_grad: bool| {
         let x = x.clone().to_device(&autodiff).autodiff();
         let x = if input_grad { x.require_grad() } else { x };
-        let w = weight.clone().to_device(&autodiff).autodiff().require_grad();
+        let w = weight
+            .clone()
+            .to_device(&autodiff)
+            .autodiff()
+            .require_grad();
         let b = bias.map(|b| b.clone().to_device(&autodiff).autodiff().require_grad());
         mean_ms(reps, || {
             let grads = op(x.clone(), w.clone(), b.clone()).sum().backward();
@@ -269,7 +273,11 @@ fn profile_ops(case: Case, reps: usize) {
     let hs: Vec<usize> = (0..=LEVELS).map(|l| halved(case.height_px, l)).collect();
     let ws: Vec<usize> = (0..=LEVELS).map(|l| halved(case.width_px, l)).collect();
     let random = |dims: &[usize]| -> Tensor<1> {
-        Tensor::random([dims.iter().product::<usize>()], Distribution::Normal(0.0, 0.1), &device)
+        Tensor::random(
+            [dims.iter().product::<usize>()],
+            Distribution::Normal(0.0, 0.1),
+            &device,
+        )
     };
 
     println!(
@@ -299,7 +307,11 @@ fn profile_ops(case: Case, reps: usize) {
         let w = random(&[FILTERS, c_in, 3, 3]).reshape([FILTERS, c_in, 3, 3]);
         let times = time_layer(reps, &x, &w, Some(&random(&[FILTERS])), conv);
         // The first layer's input is data: no gradient flows into it.
-        report(format!("conv{l} {c_in}->{FILTERS} {}x{}", hs[l], ws[l]), times, l > 0);
+        report(
+            format!("conv{l} {c_in}->{FILTERS} {}x{}", hs[l], ws[l]),
+            times,
+            l > 0,
+        );
     }
 
     let features = FILTERS * hs[LEVELS] * ws[LEVELS];
@@ -327,7 +339,12 @@ fn profile_ops(case: Case, reps: usize) {
         let x = random(&[b, FILTERS, hs[l], ws[l]]).reshape([b, FILTERS, hs[l], ws[l]]);
         let w = random(&[FILTERS, c_out, 3, 3]).reshape([FILTERS, c_out, 3, 3]);
         let times = time_layer(reps, &x, &w, Some(&random(&[c_out])), deconv);
-        let name = format!("deconv{} {FILTERS}->{c_out} {}x{}", LEVELS - l, hs[l - 1], ws[l - 1]);
+        let name = format!(
+            "deconv{} {FILTERS}->{c_out} {}x{}",
+            LEVELS - l,
+            hs[l - 1],
+            ws[l - 1]
+        );
         report(name, times, true);
     }
     println!(
