@@ -1,0 +1,401 @@
+//! Training throughput of the SENSE paper autoencoder on burn's CPU backend (flex).
+//!
+//! Trains `ModelKind::Ae` (4 × conv 3×3/s2, 64 filters, latent 256, mirrored transposed-conv
+//! decoder, MSE, Adam lr 5e-4 / eps 1e-8) on one fixed batch of standard-normal single-channel
+//! images and prints images per second for three phases: forward alone, forward + backward, and
+//! the full step (forward + backward + Adam). `--ops` adds a per-layer timing of every conv,
+//! transposed conv and dense layer of the model, forward and backward, so the gap to PyTorch
+//! (`bench/torch_reference.py --ops`) can be traced to an op.
+//!
+//! ```text
+//! cargo run --release --example train_throughput -- [--sizes 28x28:128,50x50:128,160x224:32]
+//!     [--steps 20] [--warmup 3] [--ops] [--json]
+//! ```
+//! `bench/train_throughput.sh` runs it against the PyTorch reference and prints the ratio table.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::module::{conv_transpose2d, conv2d, linear};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution as _, StandardNormal};
+use sense::data::Shape;
+use sense::nn::losses::mse;
+use sense::nn::{ModelConfig, ModelKind, halved, output_padding};
+
+const LEARNING_RATE: f64 = 5e-4;
+const ADAM_EPSILON: f32 = 1e-8;
+const FILTERS: usize = 64;
+const LATENT_DIM: usize = 256;
+const LEVELS: usize = 4;
+
+/// One benchmarked input size.
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    height_px: usize,
+    width_px: usize,
+    batch: usize,
+}
+
+impl Case {
+    fn parse(spec: &str) -> Result<Self> {
+        let bad = || format!("size `{spec}` is not HxW:BATCH (e.g. 50x50:128)");
+        let (size, batch) = spec.split_once(':').with_context(bad)?;
+        let (h, w) = size.split_once('x').with_context(bad)?;
+        let case = Self {
+            height_px: h.trim().parse().with_context(bad)?,
+            width_px: w.trim().parse().with_context(bad)?,
+            batch: batch.trim().parse().with_context(bad)?,
+        };
+        if case.height_px == 0 || case.width_px == 0 || case.batch == 0 {
+            bail!(bad());
+        }
+        Ok(case)
+    }
+
+    fn label(&self) -> String {
+        format!("{}x{}", self.height_px, self.width_px)
+    }
+}
+
+struct Args {
+    cases: Vec<Case>,
+    steps: usize,
+    warmup: usize,
+    ops: bool,
+    json: bool,
+}
+
+impl Args {
+    fn parse() -> Result<Self> {
+        let mut args = Self {
+            cases: Vec::new(),
+            steps: 20,
+            warmup: 3,
+            ops: false,
+            json: false,
+        };
+        let mut sizes = "28x28:128,50x50:128,160x224:32".to_owned();
+        let mut it = std::env::args().skip(1);
+        while let Some(flag) = it.next() {
+            let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--sizes" => sizes = value()?,
+                "--steps" => args.steps = value()?.parse().context("--steps")?,
+                "--warmup" => args.warmup = value()?.parse().context("--warmup")?,
+                "--ops" => args.ops = true,
+                "--json" => args.json = true,
+                other => bail!(
+                    "unknown argument `{other}`; use --sizes HxW:B,.. --steps N --warmup N --ops --json"
+                ),
+            }
+        }
+        if args.steps == 0 {
+            bail!("--steps must be at least 1");
+        }
+        args.cases = sizes.split(',').map(Case::parse).collect::<Result<_>>()?;
+        Ok(args)
+    }
+}
+
+/// Seconds of CPU time this process has used, all threads together.
+fn cpu_secs() -> f64 {
+    // SAFETY: getrusage only writes the struct we hand it.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// Throughput of one phase: wall-clock images/s and how many cores were busy meanwhile.
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    img_per_sec: f64,
+    busy_cores: f64,
+}
+
+/// Measures the calls between `start` and `finish`.
+struct Stopwatch {
+    wall: Instant,
+    cpu_secs: f64,
+}
+
+impl Stopwatch {
+    fn start() -> Self {
+        Self {
+            wall: Instant::now(),
+            cpu_secs: cpu_secs(),
+        }
+    }
+
+    fn finish(self, images: usize) -> Rate {
+        let wall_secs = self.wall.elapsed().as_secs_f64();
+        Rate {
+            img_per_sec: images as f64 / wall_secs,
+            busy_cores: (cpu_secs() - self.cpu_secs) / wall_secs,
+        }
+    }
+}
+
+/// Rate over `steps` timed calls of `step`, after `warmup` untimed ones.
+fn measure(batch: usize, warmup: usize, steps: usize, mut step: impl FnMut()) -> Rate {
+    for _ in 0..warmup {
+        step();
+    }
+    let watch = Stopwatch::start();
+    for _ in 0..steps {
+        step();
+    }
+    watch.finish(batch * steps)
+}
+
+/// Mean milliseconds of `op` over `reps` calls after one warm-up call.
+fn mean_ms(reps: usize, mut op: impl FnMut()) -> f64 {
+    op();
+    let start = Instant::now();
+    for _ in 0..reps {
+        op();
+    }
+    start.elapsed().as_secs_f64() * 1e3 / reps as f64
+}
+
+/// Standard-normal values from a fixed seed (the same batch every step, like the reference).
+fn normal_batch(case: Case) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    (0..case.batch * case.height_px * case.width_px)
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect()
+}
+
+struct Throughput {
+    forward: Rate,
+    forward_backward: Rate,
+    step: Rate,
+}
+
+fn train_throughput(case: Case, warmup: usize, steps: usize) -> Result<Throughput> {
+    let device = Device::flex().autodiff();
+    device.seed(42);
+    let shape = Shape::new(1, case.height_px, case.width_px);
+    let mut model = ModelConfig::new(ModelKind::Ae)
+        .with_filters(FILTERS)
+        .with_latent_dim(LATENT_DIM)
+        .init(shape, &device)?;
+    let mut optim = AdamConfig::new().with_epsilon(ADAM_EPSILON).init();
+    let data = TensorData::new(
+        normal_batch(case),
+        [case.batch, 1, case.height_px, case.width_px],
+    );
+    let x = Tensor::<4>::from_data(data, &device);
+
+    // Forward alone: the inference model on the plain device (no graph recorded).
+    let plain = device.clone().without_autodiff();
+    let valid = model.valid();
+    let x_plain = x.clone().to_device(&plain);
+    let forward = measure(case.batch, warmup, steps, || {
+        let recon = valid.forward(x_plain.clone()).recon;
+        mse(recon, x_plain.clone()).into_scalar::<f32>();
+    });
+
+    let forward_backward = measure(case.batch, warmup, steps, || {
+        let loss = mse(model.forward(x.clone()).recon, x.clone());
+        let grads = loss.backward();
+        loss.into_scalar::<f32>();
+        drop(grads);
+    });
+
+    // The full step, written out because `optim.step` takes the model by value (cloning it
+    // into a closure would keep a second reference to every weight).
+    let mut last_loss = f32::NAN;
+    let mut watch = Stopwatch::start();
+    for i in 0..warmup + steps {
+        if i == warmup {
+            watch = Stopwatch::start();
+        }
+        let loss = mse(model.forward(x.clone()).recon, x.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(LEARNING_RATE, model, grads);
+        last_loss = loss.into_scalar::<f32>();
+    }
+    let step = watch.finish(case.batch * steps);
+    if !last_loss.is_finite() {
+        bail!("training diverged at {}: loss {last_loss}", case.label());
+    }
+    Ok(Throughput {
+        forward,
+        forward_backward,
+        step,
+    })
+}
+
+/// Milliseconds of one layer op: forward alone, forward + backward to the weights, and
+/// forward + backward to weights and input (what every layer but the first needs).
+fn time_layer<const D: usize, const W: usize>(
+    reps: usize,
+    x: &Tensor<D>,
+    weight: &Tensor<W>,
+    bias: Option<&Tensor<1>>,
+    op: impl Fn(Tensor<D>, Tensor<W>, Option<Tensor<1>>) -> Tensor<D>,
+) -> [f64; 3] {
+    let fwd = mean_ms(reps, || {
+        op(x.clone(), weight.clone(), bias.cloned()).into_data();
+    });
+    let autodiff = Device::flex().autodiff();
+    let backward = |input_grad: bool| {
+        let x = x.clone().to_device(&autodiff).autodiff();
+        let x = if input_grad { x.require_grad() } else { x };
+        let w = weight
+            .clone()
+            .to_device(&autodiff)
+            .autodiff()
+            .require_grad();
+        let b = bias.map(|b| b.clone().to_device(&autodiff).autodiff().require_grad());
+        mean_ms(reps, || {
+            let grads = op(x.clone(), w.clone(), b.clone()).sum().backward();
+            w.grad(&grads).map(Tensor::into_data);
+        })
+    };
+    [fwd, backward(false), backward(true)]
+}
+
+/// Per-layer timing of the model's ops at one size (inputs made once, outside the timing).
+fn profile_ops(case: Case, reps: usize) {
+    let device = Device::flex();
+    let b = case.batch;
+    let hs: Vec<usize> = (0..=LEVELS).map(|l| halved(case.height_px, l)).collect();
+    let ws: Vec<usize> = (0..=LEVELS).map(|l| halved(case.width_px, l)).collect();
+    let random = |dims: &[usize]| -> Tensor<1> {
+        Tensor::random(
+            [dims.iter().product::<usize>()],
+            Distribution::Normal(0.0, 0.1),
+            &device,
+        )
+    };
+
+    println!(
+        "  {:<28} {:>8} {:>11} {:>11} {:>8}",
+        "op (burn flex), ms", "fwd", "bwd weight", "bwd input", "total"
+    );
+    let mut sum = [0.0; 3];
+    let mut report = |name: String, [fwd, with_w, with_x]: [f64; 3], input_grad: bool| {
+        let bwd_w = with_w - fwd;
+        let bwd_x = if input_grad { with_x - with_w } else { 0.0 };
+        let row = [fwd, bwd_w, bwd_x];
+        for (s, r) in sum.iter_mut().zip(row) {
+            *s += r;
+        }
+        println!(
+            "  {name:<28} {fwd:>8.2} {bwd_w:>11.2} {bwd_x:>11.2} {:>8.2}",
+            fwd + bwd_w + bwd_x
+        );
+    };
+
+    let conv = |x: Tensor<4>, w: Tensor<4>, bias: Option<Tensor<1>>| {
+        conv2d(x, w, bias, ConvOptions::new([2, 2], [1, 1], [1, 1], 1))
+    };
+    for l in 0..LEVELS {
+        let c_in = if l == 0 { 1 } else { FILTERS };
+        let x = random(&[b, c_in, hs[l], ws[l]]).reshape([b, c_in, hs[l], ws[l]]);
+        let w = random(&[FILTERS, c_in, 3, 3]).reshape([FILTERS, c_in, 3, 3]);
+        let times = time_layer(reps, &x, &w, Some(&random(&[FILTERS])), conv);
+        // The first layer's input is data: no gradient flows into it.
+        report(
+            format!("conv{l} {c_in}->{FILTERS} {}x{}", hs[l], ws[l]),
+            times,
+            l > 0,
+        );
+    }
+
+    let features = FILTERS * hs[LEVELS] * ws[LEVELS];
+    for (name, d_in, d_out) in [
+        ("dense encode", features, LATENT_DIM),
+        ("dense decode", LATENT_DIM, features),
+    ] {
+        let x = random(&[b, d_in]).reshape([b, d_in]);
+        let w = random(&[d_in, d_out]).reshape([d_in, d_out]);
+        let bias = random(&[d_out]);
+        let times = time_layer(reps, &x, &w, Some(&bias), linear);
+        report(format!("{name} {d_in}->{d_out}"), times, true);
+    }
+
+    for l in (1..=LEVELS).rev() {
+        let c_out = if l == 1 { 1 } else { FILTERS };
+        let padding_out = [
+            output_padding(hs[l - 1], hs[l]),
+            output_padding(ws[l - 1], ws[l]),
+        ];
+        let deconv = |x: Tensor<4>, w: Tensor<4>, bias: Option<Tensor<1>>| {
+            let options = ConvTransposeOptions::new([2, 2], [1, 1], padding_out, [1, 1], 1);
+            conv_transpose2d(x, w, bias, options)
+        };
+        let x = random(&[b, FILTERS, hs[l], ws[l]]).reshape([b, FILTERS, hs[l], ws[l]]);
+        let w = random(&[FILTERS, c_out, 3, 3]).reshape([FILTERS, c_out, 3, 3]);
+        let times = time_layer(reps, &x, &w, Some(&random(&[c_out])), deconv);
+        let name = format!(
+            "deconv{} {FILTERS}->{c_out} {}x{}",
+            LEVELS - l,
+            hs[l - 1],
+            ws[l - 1]
+        );
+        report(name, times, true);
+    }
+    println!(
+        "  {:<28} {:>8.2} {:>11.2} {:>11.2} {:>8.2}",
+        "sum of layers",
+        sum[0],
+        sum[1],
+        sum[2],
+        sum.iter().sum::<f64>()
+    );
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse()?;
+    let threads = rayon::current_num_threads();
+    for &case in &args.cases {
+        let t = train_throughput(case, args.warmup, args.steps)?;
+        let phases = [
+            ("forward", t.forward),
+            ("forward_backward", t.forward_backward),
+            ("step", t.step),
+        ];
+        if args.json {
+            let mut line = serde_json::json!({
+                "framework": "burn-flex",
+                "size": case.label(),
+                "batch": case.batch,
+                "steps": args.steps,
+                "threads": threads,
+            });
+            for (name, rate) in phases {
+                line[format!("{name}_img_per_sec")] = rate.img_per_sec.into();
+                line[format!("{name}_busy_cores")] = rate.busy_cores.into();
+            }
+            println!("{line}");
+        } else {
+            println!(
+                "burn-flex {} batch {} ({threads} rayon threads):",
+                case.label(),
+                case.batch
+            );
+            for (name, rate) in phases {
+                println!(
+                    "  {name:<17} {:>9.1} img/s  {:>4.2} cores busy",
+                    rate.img_per_sec, rate.busy_cores
+                );
+            }
+        }
+        if args.ops {
+            profile_ops(case, args.steps.clamp(3, 10));
+        }
+    }
+    Ok(())
+}
