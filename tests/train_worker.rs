@@ -11,6 +11,17 @@ use sense::train::{
 use std::time::{Duration, Instant};
 
 /// 512 MNIST digits (64 of them hand-labelled).
+/// burn's CPU backend draws from one process-wide random generator, so trainers running
+/// side by side in this binary would perturb each other's initialisation and noise. The
+/// tests here compare exact losses, so they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn mnist() -> Ensemble {
     sense::samples::open_with("mnist", Some(512), 7).expect("embedded MNIST sample")
 }
@@ -80,6 +91,7 @@ fn step_losses(events: &[TrainEvent]) -> Vec<(usize, usize, f64)> {
 
 #[test]
 fn events_arrive_in_order_and_the_model_learns() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let ensemble = mnist();
     let labels = labels_of(&ensemble);
@@ -175,6 +187,7 @@ fn events_arrive_in_order_and_the_model_learns() {
 
 #[test]
 fn pause_resume_and_stop_within_a_second() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let ensemble = mnist();
     let handle = Trainer::spawn(
@@ -225,6 +238,7 @@ fn pause_resume_and_stop_within_a_second() {
 
 #[test]
 fn labels_sent_mid_run_switch_on_the_label_losses() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let ensemble = mnist();
     let labels = labels_of(&ensemble);
@@ -284,6 +298,7 @@ fn labels_sent_mid_run_switch_on_the_label_losses() {
 
 #[test]
 fn loss_weight_update_applies_from_the_next_epoch() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let ensemble = mnist();
     let labels = labels_of(&ensemble);
@@ -322,6 +337,7 @@ fn loss_weight_update_applies_from_the_next_epoch() {
 
 #[test]
 fn non_finite_loss_recovers_once_then_stops() {
+    let _serial = serial();
     let ensemble = mnist();
     // One NaN: recovery, and the run completes.
     let dir = tempfile::tempdir().unwrap();
@@ -360,6 +376,7 @@ fn non_finite_loss_recovers_once_then_stops() {
 
 #[test]
 fn resume_repeats_the_uninterrupted_next_step() {
+    let _serial = serial();
     let ensemble = mnist();
     let first_step_of_epoch_1 = |events: &[TrainEvent]| {
         step_losses(events)
@@ -411,6 +428,7 @@ fn resume_repeats_the_uninterrupted_next_step() {
 
 #[test]
 fn auto_backend_picks_the_cpu_here_and_says_so() {
+    let _serial = serial();
     // This machine (and CI) has no hardware GPU; a GPU request must fall back, not crash.
     for choice in [BackendChoice::Auto, BackendChoice::Gpu] {
         let backend = sense::train::select_backend(choice);
@@ -430,6 +448,7 @@ fn auto_backend_picks_the_cpu_here_and_says_so() {
 
 #[test]
 fn latents_on_request_and_a_failing_step_is_an_error_not_a_crash() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let ensemble = mnist();
     let labels = labels_of(&ensemble);
