@@ -1,10 +1,11 @@
 //! The label store: persistence, provenance, undo/redo, classes, errors, snapshots.
 
+mod common;
+use common::dump;
 use sense::data::ClassLabels;
 use sense::labels::{
     CSV_HEADER, Colour, LabelSnapshot, LabelStore, Provenance, Source, palette_colour,
 };
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -26,33 +27,6 @@ fn run_at(run_id: &str, secs: u64) -> Provenance {
 
 fn ids(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("m{i:04}")).collect()
-}
-
-/// Everything a store holds, as text, to compare states.
-fn dump(store: &LabelStore) -> String {
-    let mut out = String::new();
-    for class in store.classes() {
-        let _ = writeln!(
-            out,
-            "class {} {} {:?}",
-            class.name, class.colour, class.aliases
-        );
-    }
-    for (id, manual, pseudo) in store.members() {
-        let _ = write!(out, "{id}:");
-        if let Some(m) = manual {
-            let _ = write!(out, " manual={} {:?}", m.class, m.provenance);
-        }
-        if let Some(p) = pseudo {
-            let _ = write!(
-                out,
-                " pseudo={}@{} {:?}",
-                p.class, p.confidence, p.provenance
-            );
-        }
-        out.push('\n');
-    }
-    out
 }
 
 /// What is on disk now, read without disturbing the open store.

@@ -6,11 +6,12 @@
 //! `ack <n>` after each one returned `Ok`. The parent replays the same sequence in a store of
 //! its own to know the state after every step.
 
+mod common;
+use common::dump;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sense::data::ClassLabels;
 use sense::labels::{Colour, LabelStore, Provenance, Source};
-use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -123,32 +124,6 @@ fn apply_step(store: &mut LabelStore, step: u64) {
             }
         }
     }
-}
-
-fn dump(store: &LabelStore) -> String {
-    let mut out = String::new();
-    for class in store.classes() {
-        let _ = writeln!(
-            out,
-            "class {} {} {:?}",
-            class.name, class.colour, class.aliases
-        );
-    }
-    for (id, manual, pseudo) in store.members() {
-        let _ = write!(out, "{id}:");
-        if let Some(m) = manual {
-            let _ = write!(out, " manual={} {:?}", m.class, m.provenance);
-        }
-        if let Some(p) = pseudo {
-            let _ = write!(
-                out,
-                " pseudo={}@{} {:?}",
-                p.class, p.confidence, p.provenance
-            );
-        }
-        out.push('\n');
-    }
-    out
 }
 
 /// The writer: runs only when re-launched by the parent test.
