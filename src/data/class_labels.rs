@@ -125,16 +125,9 @@ impl ClassLabels {
             let line = record.position().map_or(0, |p| p.line());
             let id = &record[id_column];
             let label = &record[label_column];
-            let index = ensemble.index_of(id).ok_or_else(|| {
-                DataError::new(
-                    path,
-                    format!(
-                        "line {line}: unknown id '{id}' (not a member of {}; ids are file \
-                         paths relative to the folder, or zero-based indices)",
-                        ensemble.origin()
-                    ),
-                )
-            })?;
+            let index = ensemble
+                .index_of(id)
+                .ok_or_else(|| unknown_id(path, line, id, ensemble))?;
             if let Some((first_line, first_label)) = &seen[index] {
                 let reason = if first_label == label {
                     format!("line {line}: duplicate id '{id}' (already on line {first_line})")
@@ -200,6 +193,18 @@ fn is_idx(path: &Path) -> DataResult<bool> {
         .and_then(|file| file.take(4).read_to_end(&mut start))
         .map_err(|e| DataError::io(path, e))?;
     Ok(idx::starts_like_idx_or_gzip(&start))
+}
+
+/// A CSV row naming a member the ensemble does not have.
+pub(super) fn unknown_id(path: &Path, line: u64, id: &str, ensemble: &Ensemble) -> DataError {
+    DataError::new(
+        path,
+        format!(
+            "line {line}: unknown id '{id}' (not a member of {}; ids are file paths relative \
+             to the folder, or zero-based indices)",
+            ensemble.origin()
+        ),
+    )
 }
 
 pub(super) fn csv_error(path: &Path, err: csv::Error) -> DataError {

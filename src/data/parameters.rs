@@ -1,7 +1,7 @@
 //! Named numeric simulation parameters per member, from a parameters CSV.
 
 use super::Ensemble;
-use super::class_labels::csv_error;
+use super::class_labels::{csv_error, unknown_id};
 use crate::error::{DataError, DataResult};
 use std::path::Path;
 
@@ -72,16 +72,9 @@ impl ParameterTable {
             let record = record.map_err(|e| csv_error(path, e))?;
             let line = record.position().map_or(0, |p| p.line());
             let id = &record[id_column];
-            let index = ensemble.index_of(id).ok_or_else(|| {
-                DataError::new(
-                    path,
-                    format!(
-                        "line {line}: unknown id '{id}' (not a member of {}; ids are file \
-                         paths relative to the folder, or zero-based indices)",
-                        ensemble.origin()
-                    ),
-                )
-            })?;
+            let index = ensemble
+                .index_of(id)
+                .ok_or_else(|| unknown_id(path, line, id, ensemble))?;
             if line_of_member[index] != 0 {
                 return Err(DataError::new(
                     path,
