@@ -237,3 +237,42 @@ impl LatentHead {
         }
     }
 }
+
+/// Latent → dense layer → activation → unflatten → transposed-conv stack: the decoder of every
+/// model whose decoder has no skip connections.
+#[derive(Module, Debug)]
+pub struct DenseDecoder {
+    expand: Linear,
+    /// Hidden transposed convs, then the linear output layer last.
+    blocks: Vec<UpBlock>,
+    /// Shape of the deepest feature map `[channels, h, w]`, to unflatten the dense output.
+    #[module(skip)]
+    bottleneck: [usize; 3],
+    #[module(skip)]
+    activation: ActivationKind,
+}
+
+impl DenseDecoder {
+    pub fn new(
+        latent_dim: usize,
+        bottleneck: [usize; 3],
+        blocks: Vec<UpBlock>,
+        activation: ActivationKind,
+        device: &Device,
+    ) -> Self {
+        Self {
+            expand: LinearConfig::new(latent_dim, bottleneck.iter().product()).init(device),
+            blocks,
+            bottleneck,
+            activation,
+        }
+    }
+
+    pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
+        let [batch, _] = z.dims();
+        let [c, h, w] = self.bottleneck;
+        let x = self.activation.apply(self.expand.forward(z));
+        let x = x.reshape([batch, c, h, w]);
+        self.blocks.iter().fold(x, |x, block| block.forward(x))
+    }
+}

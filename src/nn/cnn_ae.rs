@@ -4,11 +4,12 @@
 
 use burn::module::Module;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::blocks::{BlockOptions, ConvBlock, LatentHead, LatentSample, UpBlock, pyramid};
-use super::config::{ActivationKind, ModelConfig};
+use super::blocks::{
+    BlockOptions, ConvBlock, DenseDecoder, LatentHead, LatentSample, UpBlock, pyramid,
+};
+use super::config::ModelConfig;
 use crate::data::Shape;
 
 /// Channels of the encoder blocks; the decoder mirrors them.
@@ -22,12 +23,7 @@ pub struct CnnAe {
     encoder: Vec<ConvBlock>,
     pool: MaxPool2d,
     head: LatentHead,
-    expand: Linear,
-    decoder: Vec<UpBlock>,
-    #[module(skip)]
-    bottleneck: [usize; 3],
-    #[module(skip)]
-    activation: ActivationKind,
+    decoder: DenseDecoder,
 }
 
 impl CnnAe {
@@ -72,10 +68,13 @@ impl CnnAe {
             encoder,
             pool,
             head: LatentHead::new(features, config.latent_dim, false, device),
-            expand: LinearConfig::new(config.latent_dim, features).init(device),
-            decoder,
-            bottleneck,
-            activation: options.activation,
+            decoder: DenseDecoder::new(
+                config.latent_dim,
+                bottleneck,
+                decoder,
+                options.activation,
+                device,
+            ),
         }
     }
 
@@ -96,10 +95,6 @@ impl CnnAe {
     }
 
     pub fn decode(&self, z: Tensor<2>) -> Tensor<4> {
-        let [batch, _] = z.dims();
-        let [c, h, w] = self.bottleneck;
-        let x = self.activation.apply(self.expand.forward(z));
-        let x = x.reshape([batch, c, h, w]);
-        self.decoder.iter().fold(x, |x, block| block.forward(x))
+        self.decoder.forward(z)
     }
 }

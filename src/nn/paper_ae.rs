@@ -3,11 +3,12 @@
 //! that restores exactly the input size. As a β-VAE the dense latent becomes μ / log σ² heads.
 
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::blocks::{BlockOptions, ConvBlock, LatentHead, LatentSample, UpBlock, pyramid};
-use super::config::{ActivationKind, ModelConfig};
+use super::blocks::{
+    BlockOptions, ConvBlock, DenseDecoder, LatentHead, LatentSample, UpBlock, pyramid,
+};
+use super::config::ModelConfig;
 use crate::data::Shape;
 
 /// Number of stride-2 levels in encoder and decoder.
@@ -17,14 +18,7 @@ pub const LEVELS: usize = 4;
 pub struct PaperAe {
     encoder: Vec<ConvBlock>,
     head: LatentHead,
-    expand: Linear,
-    /// Hidden transposed convs, then the linear output layer last.
-    decoder: Vec<UpBlock>,
-    /// Shape of the deepest feature map `[channels, h, w]`, to unflatten the dense output.
-    #[module(skip)]
-    bottleneck: [usize; 3],
-    #[module(skip)]
-    activation: ActivationKind,
+    decoder: DenseDecoder,
 }
 
 impl PaperAe {
@@ -69,10 +63,13 @@ impl PaperAe {
                 config.kind.is_variational(),
                 device,
             ),
-            expand: LinearConfig::new(config.latent_dim, features).init(device),
-            decoder,
-            bottleneck,
-            activation: options.activation,
+            decoder: DenseDecoder::new(
+                config.latent_dim,
+                bottleneck,
+                decoder,
+                options.activation,
+                device,
+            ),
         }
     }
 
@@ -90,10 +87,6 @@ impl PaperAe {
     }
 
     pub fn decode(&self, z: Tensor<2>) -> Tensor<4> {
-        let [batch, _] = z.dims();
-        let [c, h, w] = self.bottleneck;
-        let x = self.activation.apply(self.expand.forward(z));
-        let x = x.reshape([batch, c, h, w]);
-        self.decoder.iter().fold(x, |x, block| block.forward(x))
+        self.decoder.forward(z)
     }
 }
