@@ -1,4 +1,6 @@
-//! Training throughput of the SENSE paper autoencoder on burn's CPU backend (flex).
+//! Training throughput of the SENSE paper autoencoder on burn's CPU backend (flex), or with
+//! `--backend gpu` on burn's wgpu backend (a hardware adapter; the run fails rather than fall
+//! back, so a GPU figure is never a CPU one).
 //!
 //! Trains `ModelKind::Ae` (4 × conv 3×3/s2, 64 filters, latent 256, mirrored transposed-conv
 //! decoder, MSE, Adam lr 5e-4 / eps 1e-8) on one fixed batch of standard-normal single-channel
@@ -9,7 +11,7 @@
 //!
 //! ```text
 //! cargo run --release --example train_throughput -- [--sizes 28x28:128,50x50:128,160x224:32]
-//!     [--steps 20] [--warmup 3] [--ops] [--json]
+//!     [--steps 20] [--warmup 3] [--ops] [--json] [--backend cpu|gpu]
 //! ```
 //! `bench/train_throughput.sh` runs it against the PyTorch reference and prints the ratio table.
 
@@ -27,6 +29,7 @@ use rand_distr::{Distribution as _, StandardNormal};
 use sense::data::Shape;
 use sense::nn::losses::mse;
 use sense::nn::{ModelConfig, ModelKind, halved, output_padding};
+use sense::train::backend::{BackendChoice, BackendKind, select_backend};
 
 const LEARNING_RATE: f64 = 5e-4;
 const ADAM_EPSILON: f32 = 1e-8;
@@ -69,6 +72,7 @@ struct Args {
     warmup: usize,
     ops: bool,
     json: bool,
+    backend: BackendChoice,
 }
 
 impl Args {
@@ -79,6 +83,7 @@ impl Args {
             warmup: 3,
             ops: false,
             json: false,
+            backend: BackendChoice::Cpu,
         };
         let mut sizes = "28x28:128,50x50:128,160x224:32".to_owned();
         let mut it = std::env::args().skip(1);
@@ -90,8 +95,15 @@ impl Args {
                 "--warmup" => args.warmup = value()?.parse().context("--warmup")?,
                 "--ops" => args.ops = true,
                 "--json" => args.json = true,
+                "--backend" => {
+                    args.backend = match value()?.as_str() {
+                        "cpu" => BackendChoice::Cpu,
+                        "gpu" => BackendChoice::Gpu,
+                        other => bail!("--backend `{other}`: use cpu or gpu"),
+                    }
+                }
                 other => bail!(
-                    "unknown argument `{other}`; use --sizes HxW:B,.. --steps N --warmup N --ops --json"
+                    "unknown argument `{other}`; use --sizes HxW:B,.. --steps N --warmup N --ops --json --backend cpu|gpu"
                 ),
             }
         }
@@ -181,8 +193,13 @@ struct Throughput {
     step: Rate,
 }
 
-fn train_throughput(case: Case, warmup: usize, steps: usize) -> Result<Throughput> {
-    let device = Device::flex().autodiff();
+fn train_throughput(
+    case: Case,
+    warmup: usize,
+    steps: usize,
+    backend: &Device,
+) -> Result<Throughput> {
+    let device = backend.clone().autodiff();
     device.seed(42);
     let shape = Shape::new(1, case.height_px, case.width_px);
     let mut model = ModelConfig::new(ModelKind::Ae)
@@ -360,8 +377,16 @@ fn profile_ops(case: Case, reps: usize) {
 fn main() -> Result<()> {
     let args = Args::parse()?;
     let threads = rayon::current_num_threads();
+    let backend = select_backend(args.backend);
+    if let Some(reason) = &backend.fallback_reason {
+        bail!("{reason}");
+    }
+    let framework = match backend.kind {
+        BackendKind::Cpu => "burn-flex".to_string(),
+        BackendKind::Gpu => format!("burn-wgpu {}", backend.name),
+    };
     for &case in &args.cases {
-        let t = train_throughput(case, args.warmup, args.steps)?;
+        let t = train_throughput(case, args.warmup, args.steps, &backend.device)?;
         let phases = [
             ("forward", t.forward),
             ("forward_backward", t.forward_backward),
@@ -369,7 +394,7 @@ fn main() -> Result<()> {
         ];
         if args.json {
             let mut line = serde_json::json!({
-                "framework": "burn-flex",
+                "framework": framework,
                 "size": case.label(),
                 "batch": case.batch,
                 "steps": args.steps,
@@ -382,7 +407,7 @@ fn main() -> Result<()> {
             println!("{line}");
         } else {
             println!(
-                "burn-flex {} batch {} ({threads} rayon threads):",
+                "{framework} {} batch {} ({threads} rayon threads):",
                 case.label(),
                 case.batch
             );
@@ -393,7 +418,7 @@ fn main() -> Result<()> {
                 );
             }
         }
-        if args.ops {
+        if args.ops && backend.kind == BackendKind::Cpu {
             profile_ops(case, args.steps.clamp(3, 10));
         }
     }
