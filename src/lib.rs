@@ -1,12 +1,14 @@
 //! SENSE Explorer: train autoencoders on scientific ensembles and explore the learned
 //! latent space. See `ARCHITECTURE.md` for how the modules fit together.
 
+pub mod analysis;
 pub mod cli;
 pub mod data;
 pub mod error;
 pub mod labels;
 pub mod nn;
 pub mod samples;
+pub mod task;
 pub mod train;
 
 pub use error::DataError;
