@@ -265,7 +265,7 @@ fn time_layer<const D: usize, const W: usize>(
     let fwd = mean_ms(reps, || {
         op(x.clone(), weight.clone(), bias.cloned()).into_data();
     });
-    let autodiff = Device::flex().autodiff();
+    let autodiff = x.device().autodiff();
     let backward = |input_grad: bool| {
         let x = x.clone().to_device(&autodiff).autodiff();
         let x = if input_grad { x.require_grad() } else { x };
@@ -284,8 +284,7 @@ fn time_layer<const D: usize, const W: usize>(
 }
 
 /// Per-layer timing of the model's ops at one size (inputs made once, outside the timing).
-fn profile_ops(case: Case, reps: usize) {
-    let device = Device::flex();
+fn profile_ops(case: Case, reps: usize, device: &Device, backend_name: &str) {
     let b = case.batch;
     let hs: Vec<usize> = (0..=LEVELS).map(|l| halved(case.height_px, l)).collect();
     let ws: Vec<usize> = (0..=LEVELS).map(|l| halved(case.width_px, l)).collect();
@@ -293,13 +292,14 @@ fn profile_ops(case: Case, reps: usize) {
         Tensor::random(
             [dims.iter().product::<usize>()],
             Distribution::Normal(0.0, 0.1),
-            &device,
+            device,
         )
     };
 
+    println!("  per-layer ms on {backend_name} (each result read back, so GPU work is finished):");
     println!(
         "  {:<28} {:>8} {:>11} {:>11} {:>8}",
-        "op (burn flex), ms", "fwd", "bwd weight", "bwd input", "total"
+        "op", "fwd", "bwd weight", "bwd input", "total"
     );
     let mut sum = [0.0; 3];
     let mut report = |name: String, [fwd, with_w, with_x]: [f64; 3], input_grad: bool| {
@@ -418,8 +418,8 @@ fn main() -> Result<()> {
                 );
             }
         }
-        if args.ops && backend.kind == BackendKind::Cpu {
-            profile_ops(case, args.steps.clamp(3, 10));
+        if args.ops {
+            profile_ops(case, args.steps.clamp(3, 10), &backend.device, &framework);
         }
     }
     Ok(())
