@@ -8,6 +8,7 @@ pub mod error;
 pub mod labels;
 pub mod nn;
 pub mod samples;
+pub mod sweep;
 pub mod task;
 pub mod train;
 
