@@ -133,7 +133,7 @@ fn sampled_silhouette_says_so_and_stays_close() {
     let (x, y) = point_set(&sets["sets"][0]);
     let exact = silhouette(x.view(), &y, &Sampling::exact(), &none()).unwrap();
     let budget = Sampling {
-        max_cost: 100 * 300 * 2,
+        max_cost: 100 * 300 * (2 + 10),
         min_sample_members: 10,
         seed: 3,
     };
@@ -263,7 +263,7 @@ fn embedding_scores_gather_the_metrics_under_their_json_names() {
 
     // Sampled: one stratified sample serves every metric and the JSON says how many.
     let budget = Sampling {
-        max_cost: 150 * 300 * 4,
+        max_cost: 150 * 300 * (2 * 12 + 12 + 12),
         min_sample_members: 10,
         seed: 1,
     };
@@ -318,7 +318,7 @@ fn sampled_trustworthiness_estimates_the_exact_value() {
     let high = points(&set["high"], &set["high_scale"], 20);
     let low = points(&set["low"], &set["low_scale"], 2);
     let budget = Sampling {
-        max_cost: 100 * 200 * 22,
+        max_cost: 100 * 200 * (30 + 12),
         min_sample_members: 10,
         seed: 5,
     };
