@@ -570,3 +570,12 @@ fn cancelled_work_stops_with_cancelled() {
         embedding_scores(x.view(), &y, Some(x.view()), &Sampling::exact(), &control).unwrap_err();
     assert_eq!(err, AnalysisError::Cancelled);
 }
+
+#[test]
+fn clustering_accuracy_refuses_id_like_labellings() {
+    let ids: Vec<usize> = (0..2000).collect();
+    assert!(matches!(
+        clustering_accuracy(&ids, &ids),
+        Err(AnalysisError::Invalid(_))
+    ));
+}

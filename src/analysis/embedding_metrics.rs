@@ -902,6 +902,34 @@ mod tests {
     }
 
     #[test]
+    fn distance_kernels_agree_with_the_definition() {
+        // Several tiles of targets, and the fixed-size kernels.
+        for dims in [2, 3, 19] {
+            let rows = 2 * TILE_POINTS + 37;
+            let data: Vec<f32> = (0..rows * dims)
+                .map(|i| ((i * 7919) % 101) as f32 / 10.0)
+                .collect();
+            let view = ArrayView2::from_shape((rows, dims), &data).unwrap();
+            let points = Points::new(view, "points").unwrap();
+            let block = [0, 5, rows - 1];
+            let mut out = Vec::new();
+            squared_distances(&points, &block, &points, &mut out);
+            for (q, &query) in block.iter().enumerate() {
+                for j in 0..rows {
+                    let expected: f32 = (0..dims)
+                        .map(|d| (data[query * dims + d] - data[j * dims + d]).powi(2))
+                        .sum();
+                    let got = out[q * rows + j];
+                    assert!(
+                        (got - expected).abs() <= 1e-4 * expected.max(1.0),
+                        "{dims}-D {query}→{j}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn stratified_sample_weights_sum_to_the_total() {
         let labels: Vec<usize> = (0..1000).map(|i| usize::from(i % 10 == 0)).collect();
         let classes = Classes::new(&labels, labels.len(), "labels").unwrap();

@@ -64,6 +64,14 @@ pub fn clustering_accuracy(labels_true: &[usize], labels_pred: &[usize]) -> Anal
     let (classes, clusters) = (table.true_sizes.len(), table.pred_sizes.len());
     // kuhn_munkres needs rows ≤ columns: put the shorter side on the rows.
     let (rows, columns) = (classes.min(clusters), classes.max(clusters));
+    // The matching is O(rows² · columns) over a dense table: refuse labellings that are
+    // really member ids rather than a few classes or clusters.
+    if rows.saturating_mul(columns) > MAX_MATCHING_CELLS {
+        return Err(AnalysisError::Invalid(format!(
+            "clustering accuracy of {classes} classes against {clusters} clusters: at most \
+             {MAX_MATCHING_CELLS} class × cluster pairs are supported"
+        )));
+    }
     let mut weights = vec![0i64; rows * columns];
     for &(class, cluster, count) in &table.cells {
         let (row, column) = if classes <= clusters {
@@ -78,6 +86,9 @@ pub fn clustering_accuracy(labels_true: &[usize], labels_pred: &[usize]) -> Anal
     let (matched, _) = kuhn_munkres(&matrix);
     Ok(matched as f64 / table.total as f64)
 }
+
+/// Largest class × cluster table the Hungarian matching takes (e.g. 1000 × 1000).
+const MAX_MATCHING_CELLS: usize = 1_000_000;
 
 /// Sparse contingency table of two labellings, with labels mapped to dense indices.
 struct Contingency {
