@@ -1,6 +1,9 @@
 //! Numbers scientists judge an embedding by: embedding and image metrics, clustering,
 //! anomaly ranking and the linear probe. Inputs are `ndarray` matrices with one row per member.
 
+pub mod embedding_metrics;
 pub mod error;
+pub mod image_metrics;
+pub mod partition_metrics;
 
 pub use error::{AnalysisError, AnalysisResult};
