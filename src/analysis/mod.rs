@@ -1,6 +1,9 @@
 //! Numbers scientists judge an embedding by: embedding and image metrics, clustering,
 //! anomaly ranking and the linear probe. Inputs are `ndarray` matrices with one row per member.
 
+pub mod anomaly;
+pub mod clustering;
 pub mod error;
+pub mod linear_probe;
 
 pub use error::{AnalysisError, AnalysisResult};
