@@ -15,6 +15,7 @@ pub use kmeans::{KMeansFit, KMeansOptions, kmeans};
 pub use model_selection::{KScore, KSweep, elbow_k, sweep_k};
 
 use ndarray::{Array2, ArrayView1, ArrayView2};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{AnalysisError, AnalysisResult};
@@ -184,18 +185,37 @@ pub(crate) fn inertia(points: ArrayView2<f64>, assignments: &[usize], k: usize) 
         .sum()
 }
 
-/// Mean of each cluster (a zero row for an empty cluster).
+/// Mean of each cluster (a zero row for an empty cluster). Partial sums per block of rows
+/// run in parallel and are added in block order, so the result does not depend on scheduling.
 pub(crate) fn cluster_means(
     points: ArrayView2<f64>,
     assignments: &[usize],
     k: usize,
 ) -> Array2<f64> {
+    const BLOCK_ROWS: usize = 4096;
+    let n = points.nrows();
+    let partials: Vec<(Array2<f64>, Vec<usize>)> = (0..n.div_ceil(BLOCK_ROWS))
+        .into_par_iter()
+        .map(|block| {
+            let rows = block * BLOCK_ROWS..((block + 1) * BLOCK_ROWS).min(n);
+            let mut sums = Array2::<f64>::zeros((k, points.ncols()));
+            let mut counts = vec![0usize; k];
+            for i in rows {
+                let mut sum = sums.row_mut(assignments[i]);
+                sum += &points.row(i);
+                counts[assignments[i]] += 1;
+            }
+            (sums, counts)
+        })
+        .collect();
     let mut sums = Array2::<f64>::zeros((k, points.ncols()));
     let mut counts = vec![0usize; k];
-    for (row, &c) in points.rows().into_iter().zip(assignments) {
-        let mut sum = sums.row_mut(c);
-        sum += &row;
-        counts[c] += 1;
+    for (partial_sums, partial_counts) in partials {
+        sums += &partial_sums;
+        counts
+            .iter_mut()
+            .zip(partial_counts)
+            .for_each(|(c, p)| *c += p);
     }
     for (mut sum, &count) in sums.rows_mut().into_iter().zip(&counts) {
         if count > 0 {
