@@ -5,7 +5,7 @@ use ndarray::ArrayView2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{relabel_by_first_appearance, squared_distance};
+use super::{relabel_by_first_appearance, squared_distance_slices};
 use crate::analysis::{AnalysisError, AnalysisResult};
 use crate::task::TaskControl;
 
@@ -130,23 +130,26 @@ pub fn agglomerative(
 /// Euclidean distances of all pairs i < j, row-major (scipy's `pdist` order), in parallel.
 fn condensed_distances(points: ArrayView2<f64>, control: &TaskControl) -> AnalysisResult<Vec<f64>> {
     const ROWS_PER_BLOCK: usize = 256;
-    let n = points.nrows();
+    let (n, d) = points.dim();
+    // Row-major copy: rows as contiguous slices for the vectorised distance.
+    let flat: Vec<f64> = points.iter().copied().collect();
+    let row = |i: usize| &flat[i * d..(i + 1) * d];
     let mut condensed = vec![0.0; n * (n - 1) / 2];
     // Split into one slice per row i (its n − 1 − i distances to later members).
     let mut rows: Vec<(usize, &mut [f64])> = Vec::with_capacity(n);
     let mut rest = condensed.as_mut_slice();
     for i in 0..n {
-        let (row, tail) = rest.split_at_mut(n - 1 - i);
-        rows.push((i, row));
+        let (distances, tail) = rest.split_at_mut(n - 1 - i);
+        rows.push((i, distances));
         rest = tail;
     }
     let n_blocks = n.div_ceil(ROWS_PER_BLOCK);
     for (block, chunk) in rows.chunks_mut(ROWS_PER_BLOCK).enumerate() {
         control.check()?;
-        chunk.par_iter_mut().for_each(|(i, row)| {
-            let a = points.row(*i);
-            for (offset, out) in row.iter_mut().enumerate() {
-                *out = squared_distance(a, points.row(*i + 1 + offset)).sqrt();
+        chunk.par_iter_mut().for_each(|(i, distances)| {
+            let a = row(*i);
+            for (offset, out) in distances.iter_mut().enumerate() {
+                *out = squared_distance_slices(a, row(*i + 1 + offset)).sqrt();
             }
         });
         control.report("pairwise distances", block + 1, n_blocks);
