@@ -150,7 +150,9 @@ fn scatter_rejects_input_with_nothing_to_draw() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("bad");
     let classes = classes(2);
-    let cases: Vec<(Vec<[f32; 2]>, Vec<Option<usize>>, &str)> = vec![
+    // (points, labels, expected reason)
+    type Case = (Vec<[f32; 2]>, Vec<Option<usize>>, &'static str);
+    let cases: Vec<Case> = vec![
         (vec![], vec![], "nothing to plot"),
         (vec![[f32::NAN, 1.0]], vec![None], "nothing to plot"),
         (vec![[0.0, 1.0]], vec![], "1 points but 0 labels"),
@@ -509,7 +511,7 @@ fn report_markdown_embeds_figures_and_table() {
     assert!(text.contains("- **epochs**: 50"));
     assert!(text.contains("| method | MSE | PSNR (dB) | SSIM |"));
     assert!(text.contains("| model | 0.002341 | 27.31 | 0.8712 |"));
-    assert!(text.contains("| PCA \\| 32 | 0.004100 | 24 | n/a |"));
+    assert!(text.contains("| PCA \\| 32 | 0.0041 | 24 | n/a |"));
     // Links are relative, escaped, and point at files that exist.
     assert!(text.contains("![BIC over K](figures/bic%20over%20k.png)"));
     assert!(text.contains("([SVG](figures/bic%20over%20k.svg))"));

@@ -157,7 +157,7 @@ impl BarsFigure<'_, '_> {
             .margin(8)
             .x_label_area_size(60)
             .y_label_area_size(110)
-            .build_cartesian_2d((0..methods.len()).into_segmented(), lo..hi)?;
+            .build_cartesian_2d(CategoryAxis(methods.len()), lo..hi)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -165,10 +165,7 @@ impl BarsFigure<'_, '_> {
             .axis_desc_style(style::font(style::AXIS_LABEL_PX))
             .label_style(style::font(style::TICK_PX))
             .x_labels(methods.len())
-            .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => methods.get(*i).cloned().unwrap_or_default(),
-                _ => String::new(),
-            })
+            .x_label_formatter(&|v| methods.get(v.round() as usize).cloned().unwrap_or_default())
             .y_label_formatter(&|v| style::tick(*v))
             .bold_line_style(style::GRID_BOLD)
             .light_line_style(TRANSPARENT)
@@ -179,17 +176,10 @@ impl BarsFigure<'_, '_> {
             .iter()
             .enumerate()
             .filter(|(_, v)| v.is_finite());
-        chart.draw_series(bars.clone().map(|(i, &v)| {
+        chart.draw_series(bars.map(|(i, &v)| {
             let colour = style::rgb(palette_colour(i).0);
-            let mut bar = Rectangle::new(
-                [
-                    (SegmentValue::Exact(i), 0.0),
-                    (SegmentValue::Exact(i + 1), v),
-                ],
-                colour.filled(),
-            );
-            bar.set_margin(0, 0, 24, 24);
-            bar
+            let (left, right) = (i as f64 - BAR_HALF_WIDTH, i as f64 + BAR_HALF_WIDTH);
+            Rectangle::new([(left, 0.0), (right, v)], colour.filled())
         }))?;
         let label_font = style::font(style::LEGEND_PX);
         chart.draw_series(metric.values.iter().enumerate().map(|(i, &v)| {
@@ -204,7 +194,7 @@ impl BarsFigure<'_, '_> {
             } else {
                 (VPos::Top, 6)
             };
-            EmptyElement::at((SegmentValue::CenterOf(i), y))
+            EmptyElement::at((i as f64, y))
                 + Text::new(
                     text,
                     (0, offset_px),
@@ -212,5 +202,30 @@ impl BarsFigure<'_, '_> {
                 )
         }))?;
         Ok(())
+    }
+}
+
+/// Half the width of a bar, in slots (each method has a slot of width 1).
+const BAR_HALF_WIDTH: f64 = 0.32;
+
+/// The x axis of a bar chart: `n` slots centred on 0, 1, …, n − 1, one tick per slot.
+#[derive(Clone, Copy, Debug)]
+struct CategoryAxis(usize);
+
+impl plotters::coord::ranged1d::Ranged for CategoryAxis {
+    type FormatOption = plotters::coord::ranged1d::DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let t = (value + 0.5) / self.0.max(1) as f64;
+        (f64::from(limit.0) + t * f64::from(limit.1 - limit.0)).round() as i32
+    }
+
+    fn key_points<Hint: plotters::coord::ranged1d::KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
+        (0..self.0).map(|i| i as f64).collect()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        -0.5..self.0 as f64 - 0.5
     }
 }

@@ -137,8 +137,9 @@ fn write_table(md: &mut String, table: &MetricsTable, report_dir: &Path) -> Data
     Ok(())
 }
 
-/// A number for a table: integers as integers, otherwise 4 significant digits, scientific
-/// notation for magnitudes below 1e-3 or from 1e5; "n/a" for NaN or infinity.
+/// A number for a table: integers as integers, otherwise 4 significant digits (trailing zeros
+/// dropped), scientific notation for magnitudes below 1e-3 or from 1e5; "n/a" for NaN or
+/// infinity.
 pub fn format_number(value: f64) -> String {
     if !value.is_finite() {
         return "n/a".to_string();
@@ -151,7 +152,13 @@ pub fn format_number(value: f64) -> String {
         return format!("{value:.3e}");
     }
     let decimals = (3 - magnitude.log10().floor() as i32).clamp(0, 6) as usize;
-    format!("{value:.decimals$}")
+    let text = format!("{value:.decimals$}");
+    // Trailing zeros after the point say nothing: 0.004100 → 0.0041, 24.00 → 24.
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
 }
 
 /// Text on one line, safe inside a table cell.
@@ -225,7 +232,9 @@ mod tests {
         assert_eq!(format_number(27.3149), "27.31");
         assert_eq!(format_number(0.002341), "0.002341");
         assert_eq!(format_number(2.5e-5), "2.500e-5");
-        assert_eq!(format_number(-0.5), "-0.5000");
+        assert_eq!(format_number(-0.5), "-0.5");
+        assert_eq!(format_number(24.0001), "24");
+        assert_eq!(format_number(0.0041), "0.0041");
         assert_eq!(format_number(123456.7), "1.235e5");
     }
 }

@@ -191,16 +191,16 @@ impl Layout {
     const COLOUR_BAR_COLUMN_PX: i32 = 200;
 
     fn new([_, height, width]: [usize; 3], rows: usize, title: &str) -> Self {
-        // Tiles get ~1900 px of height in total, between 96 and 320 px each; small images are
+        // Tiles get ~1600 px of height in total, between 96 and 320 px each; small images are
         // enlarged by a whole factor so their pixels stay square and crisp.
-        let target_px = (1900 / rows).clamp(96, 320) as f64;
+        let target_px = (1600 / rows).clamp(96, 320) as f64;
         let mut scale = target_px / height.max(width) as f64;
         if scale >= 1.0 {
             scale = scale.floor();
         }
         let tile_w_px = ((width as f64 * scale).round() as u32).max(1);
         let tile_h_px = ((height as f64 * scale).round() as u32).max(1);
-        let label_w_px = 260;
+        let label_w_px = 300;
         let gap_px = 18;
         let top_px = Self::TITLE_BAND_PX + Self::HEADER_PX;
         let grid_w = label_w_px + 3 * (tile_w_px as i32 + gap_px) + Self::COLOUR_BAR_COLUMN_PX;
@@ -311,7 +311,7 @@ impl Figure for GridFigure<'_, '_> {
             let mse = finite.iter().map(|d| d * d).sum::<f64>() / finite.len().max(1) as f64;
             let right = |size| style::font(size).pos(Pos::new(HPos::Right, VPos::Bottom));
             root.draw(&Text::new(
-                shorten(row.id, 18),
+                shorten(row.id, 16),
                 (x - 16, centre_y),
                 right(style::LEGEND_PX),
             ))?;
@@ -331,7 +331,7 @@ impl Figure for GridFigure<'_, '_> {
 
         let mut notes =
             vec!["original and reconstruction share a min–max scale per member".to_string()];
-        if channels != 3 {
+        if channels != 1 && channels != 3 {
             notes.push(format!("showing channel 1 of {channels}"));
         }
         if any_non_finite {

@@ -347,7 +347,7 @@ pub(crate) fn count(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -355,7 +355,8 @@ pub(crate) fn count(n: usize) -> String {
     out
 }
 
-/// Axis tick text: few significant digits, scientific for very large or small magnitudes.
+/// Axis tick text: at most 4 significant digits, scientific for very large or small
+/// magnitudes.
 pub(crate) fn tick(value: f64) -> String {
     let magnitude = value.abs();
     if value == 0.0 {
@@ -363,9 +364,7 @@ pub(crate) fn tick(value: f64) -> String {
     } else if !(1e-3..1e5).contains(&magnitude) {
         format!("{value:.1e}")
     } else {
-        let text = format!("{value:.4}");
-        let text = text.trim_end_matches('0').trim_end_matches('.');
-        text.to_string()
+        super::markdown::format_number(value)
     }
 }
 
@@ -405,24 +404,23 @@ impl LogAxis {
                 .filter(|v| (self.lo..=self.hi).contains(v))
                 .collect()
         };
-        let sets: [&[f64]; 3] = [
+        // Denser and denser mantissa sets; the first giving enough ticks wins. (All nine
+        // multiples crowd near the top of each decade, so they come last.)
+        let sets: [&[f64]; 4] = [
             &[1.0],
             &[1.0, 2.0, 5.0],
+            &[1.0, 2.0, 3.0, 5.0],
             &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
         ];
-        let mut best = Vec::new();
-        for set in sets {
-            let ticks = in_range(set, 1);
-            if ticks.len() > max_ticks {
-                break;
+        let candidates: Vec<Vec<f64>> = sets
+            .iter()
+            .map(|set| in_range(set, 1))
+            .take_while(|ticks| ticks.len() <= max_ticks)
+            .collect();
+        for enough in [4, 3, 2] {
+            if let Some(ticks) = candidates.iter().find(|t| t.len() >= enough) {
+                return ticks.clone();
             }
-            best = ticks;
-            if best.len() >= 4 {
-                return best;
-            }
-        }
-        if best.len() >= 2 {
-            return best;
         }
         let decades = last_decade - first_decade;
         if decades as usize > max_ticks {
@@ -505,17 +503,16 @@ mod tests {
         assert_eq!(tick(0.0), "0");
         assert_eq!(tick(0.25), "0.25");
         assert_eq!(tick(12.0), "12");
+        assert_eq!(tick(14.9978), "15");
         assert_eq!(tick(2.5e-5), "2.5e-5");
     }
 
     #[test]
     fn log_axis_ticks_are_round_numbers_inside_the_range() {
         let ticks = |lo, hi| LogAxis::new(lo, hi).unwrap().ticks(10);
-        // Inside one decade: every 1…9 multiple, including those below the first power of 10.
-        assert_eq!(
-            ticks(0.0101, 0.14),
-            vec![0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1]
-        );
+        // Inside one decade: enough multiples, including those below the first power of 10.
+        assert_eq!(ticks(0.0101, 0.14), vec![0.02, 0.03, 0.05, 0.1]);
+        assert_eq!(ticks(0.4, 1.3).len(), 7);
         // Three decades: 1-2-5.
         assert_eq!(
             ticks(0.002, 1.5),
