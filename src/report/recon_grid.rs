@@ -388,7 +388,7 @@ impl GridFigure<'_, '_> {
             let y = y_top + (fraction * bar_h as f64) as i32;
             root.draw(&PathElement::new(
                 vec![(x + bar_w, y), (x + bar_w + 6, y)],
-                TEXT_COLOUR,
+                style::TEXT,
             ))?;
             root.draw(&Text::new(
                 style::tick(f64::from(value)),
@@ -399,8 +399,6 @@ impl GridFigure<'_, '_> {
         Ok(())
     }
 }
-
-const TEXT_COLOUR: RGBColor = style::TEXT;
 
 fn shorten(text: &str, max_chars: usize) -> String {
     if text.chars().count() <= max_chars {
