@@ -10,6 +10,7 @@ mod class_labels;
 mod ensemble;
 pub mod fit;
 pub mod idx;
+pub mod matrix;
 pub mod image_folder;
 pub mod npy;
 mod open;
