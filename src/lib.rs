@@ -7,6 +7,7 @@ pub mod data;
 pub mod error;
 pub mod labels;
 pub mod nn;
+pub mod projection;
 pub mod report;
 pub mod samples;
 pub mod sweep;

@@ -1,6 +1,7 @@
 //! Command-line interface: `sense` with a subcommand, or no arguments for the desktop app.
 
 mod dataset_args;
+mod embed;
 mod info;
 mod labels;
 mod sample;
@@ -32,6 +33,8 @@ enum Command {
     Labels(labels::LabelsArgs),
     /// Train an autoencoder and write a run directory (config, metrics, checkpoints, latents).
     Train(train::TrainArgs),
+    /// Project latents (or any N×D .npy) to 2-D: UMAP (optionally warm-started), PCA or t-SNE.
+    Embed(embed::EmbedArgs),
 }
 
 /// Parses the command line and runs it; errors print as one clear line.
@@ -47,6 +50,7 @@ pub fn run() -> ExitCode {
         Some(Command::Sample(args)) => sample::run(args),
         Some(Command::Labels(args)) => labels::run(args),
         Some(Command::Train(args)) => train::run(args),
+        Some(Command::Embed(args)) => embed::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

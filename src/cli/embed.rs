@@ -1,0 +1,168 @@
+//! `sense embed`: project latents (or any N×D `.npy`) to 2-D with UMAP, PCA or t-SNE.
+//!
+//! Writes `OUT` (f32 N×2 `.npy`) and `OUT` with the extension `ids.csv` (`index,id`, the
+//! members in row order). `--init PREV.npy` warm-starts UMAP from an earlier layout: members are
+//! matched by the ids in `PREV.ids.csv` when it exists, else row by row.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::data::matrix::{
+    read_latent_ids, read_matrix, read_npy_matrix, write_ids, write_npy_matrix,
+};
+use crate::projection::warm_start::Anchors;
+use crate::projection::{
+    Metric, PreviousLayout, ProjectionConfig, TsneConfig, UmapConfig, project,
+};
+use crate::task::TaskControl;
+
+#[derive(Args, Debug)]
+pub struct EmbedArgs {
+    /// Latents: an N×D float32/float64 `.npy`, or a run directory (latents.npy + latent_ids.csv).
+    #[arg(long)]
+    pub latents: PathBuf,
+    #[arg(long, value_enum, default_value = "umap")]
+    pub method: Method,
+    /// A previous layout (N×2 `.npy`) to continue from (UMAP only).
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// UMAP neighbourhood size, the point itself included (as umap-learn).
+    #[arg(long, default_value_t = 15)]
+    pub n_neighbors: usize,
+    #[arg(long, default_value_t = 0.1)]
+    pub min_dist: f32,
+    /// Optimisation epochs; default: UMAP 500 below 10K members else 200 (warm start 40),
+    /// t-SNE 1000.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long, default_value = "euclidean")]
+    pub metric: Metric,
+    /// t-SNE perplexity.
+    #[arg(long, default_value_t = 30.0)]
+    pub perplexity: f32,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output layout (N×2 float32 `.npy`).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Method {
+    Umap,
+    Pca,
+    Tsne,
+}
+
+/// Where the member ids of a layout file live: `Y.npy` → `Y.ids.csv`.
+pub fn ids_path(layout: &Path) -> PathBuf {
+    layout.with_extension("ids.csv")
+}
+
+pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
+    let matrix = read_matrix(&args.latents)?;
+    let config = match args.method {
+        Method::Umap => {
+            let mut umap = UmapConfig {
+                n_neighbors: args.n_neighbors,
+                min_dist: args.min_dist,
+                metric: args.metric,
+                seed: args.seed,
+                ..UmapConfig::default()
+            };
+            if let Some(epochs) = args.epochs {
+                match args.init {
+                    Some(_) => umap.warm_epochs = epochs,
+                    None => umap.epochs = Some(epochs),
+                }
+            }
+            ProjectionConfig::Umap(umap)
+        }
+        Method::Pca => ProjectionConfig::Pca(Default::default()),
+        Method::Tsne => ProjectionConfig::Tsne(TsneConfig {
+            perplexity: args.perplexity,
+            epochs: args.epochs.unwrap_or(TsneConfig::default().epochs),
+            metric: args.metric,
+            seed: args.seed,
+        }),
+    };
+    let anchors = match &args.init {
+        None => None,
+        Some(_) if args.method != Method::Umap => {
+            bail!("--init (warm start) works with --method umap only")
+        }
+        Some(prev) => Some(previous_anchors(prev, &matrix.ids)?),
+    };
+
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(1)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>9} [{bar:40}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let sink = bar.clone();
+    let control = TaskControl::new().with_progress(move |p| {
+        sink.set_message(p.stage);
+        sink.set_length(p.total as u64);
+        sink.set_position(p.done as u64);
+    });
+    let started = Instant::now();
+    let layout = project(matrix.values.view(), &config, anchors.as_ref(), &control)
+        .with_context(|| format!("embedding {}", matrix.path.display()))?;
+    bar.finish_and_clear();
+
+    write_npy_matrix(&args.out, layout.coords.view())?;
+    write_ids(&ids_path(&args.out), &matrix.ids)?;
+    if !args.quiet {
+        let (n, dim) = matrix.values.dim();
+        let warm = if layout.warm_started {
+            format!(", warm start ({} new members placed)", layout.placed_new)
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "{n} × {dim} → {} in {:.1} s ({} epochs{warm})",
+            args.out.display(),
+            started.elapsed().as_secs_f64(),
+            layout.epochs
+        );
+    }
+    Ok(())
+}
+
+/// The previous layout's positions for the current members: by id when `PREV.ids.csv`
+/// exists, else row by row (then the row counts must agree).
+fn previous_anchors(prev: &Path, ids: &[String]) -> anyhow::Result<Anchors> {
+    let coords = read_npy_matrix(prev)?;
+    let prev_ids = ids_path(prev);
+    let anchors = if prev_ids.exists() {
+        let previous = PreviousLayout {
+            ids: read_latent_ids(&prev_ids, coords.nrows())?,
+            coords,
+        };
+        previous.anchors(ids)
+    } else {
+        if coords.nrows() != ids.len() {
+            bail!(
+                "{}: {} rows for {} members, and no {} to match them by id",
+                prev.display(),
+                coords.nrows(),
+                ids.len(),
+                prev_ids.display()
+            );
+        }
+        Anchors::from_layout(coords.view())
+    };
+    anchors.with_context(|| format!("warm start from {}", prev.display()))
+}

@@ -1,0 +1,236 @@
+//! N×D matrices on disk: any 2-D `.npy` (float32 or float64, C order, either byte order), or
+//! a run directory's `latents.npy` with its `latent_ids.csv` (`index,id`); and atomic writes
+//! of f32 `.npy` results (layouts, PCA scores).
+//!
+//! The header's shape is checked against the file's size before anything is allocated, so a
+//! lying header costs at most the bytes the file really holds.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array2, ArrayView2};
+use npyz::{Endianness, TypeChar, WriterBuilder};
+
+use crate::error::{DataError, DataResult};
+
+/// File names inside a run directory (as written by training, see `train::run_dir`).
+pub const RUN_LATENTS: &str = "latents.npy";
+pub const RUN_LATENT_IDS: &str = "latent_ids.csv";
+
+/// A matrix with one id per row.
+#[derive(Debug, Clone)]
+pub struct Matrix {
+    pub values: Array2<f32>,
+    /// Member ids from `latent_ids.csv`; for a bare `.npy`, the row numbers `"0"`, `"1"`, ….
+    pub ids: Vec<String>,
+    /// The `.npy` the values came from.
+    pub path: PathBuf,
+}
+
+/// Reads a bare `.npy` (ids are row numbers) or a run directory (ids from `latent_ids.csv`).
+pub fn read_matrix(path: &Path) -> DataResult<Matrix> {
+    if path.is_dir() {
+        let npy = path.join(RUN_LATENTS);
+        let values = read_npy_matrix(&npy)?;
+        let ids = read_latent_ids(&path.join(RUN_LATENT_IDS), values.nrows())?;
+        Ok(Matrix {
+            values,
+            ids,
+            path: npy,
+        })
+    } else {
+        let values = read_npy_matrix(path)?;
+        let ids = (0..values.nrows()).map(|i| i.to_string()).collect();
+        Ok(Matrix {
+            values,
+            ids,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// Reads a 2-D float32/float64 `.npy` into f32.
+pub fn read_npy_matrix(path: &Path) -> DataResult<Array2<f32>> {
+    // The whole file is read (its size bounds the allocation); the header tells the rest.
+    let bytes = fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let mut data = &bytes[..];
+    let header = npyz::NpyHeader::from_reader(&mut data)
+        .map_err(|e| DataError::new(path, format!("not a valid .npy file: {e}")))?;
+    let npyz::DType::Plain(type_str) = header.dtype() else {
+        return Err(DataError::new(
+            path,
+            "unsupported structured dtype; expected float32 or float64",
+        ));
+    };
+    let item_bytes = match (type_str.type_char(), type_str.size_field()) {
+        (TypeChar::Float, 4) => 4,
+        (TypeChar::Float, 8) => 8,
+        _ => {
+            return Err(DataError::new(
+                path,
+                format!(
+                    "unsupported dtype '{type_str}'; expected float32 ('<f4') or float64 ('<f8')"
+                ),
+            ));
+        }
+    };
+    if header.order() == npyz::Order::Fortran {
+        return Err(DataError::new(
+            path,
+            "unsupported Fortran order; save a C-ordered copy, \
+             e.g. np.save(path, np.ascontiguousarray(a))",
+        ));
+    }
+    let &[rows, cols] = header.shape() else {
+        return Err(DataError::new(
+            path,
+            format!(
+                "expected a 2-D array (N, D), found shape {:?}",
+                header.shape()
+            ),
+        ));
+    };
+    let expected_bytes = rows
+        .checked_mul(cols)
+        .and_then(|n| n.checked_mul(item_bytes))
+        .ok_or_else(|| DataError::new(path, format!("impossibly large shape ({rows}, {cols})")))?;
+    if expected_bytes != data.len() as u64 {
+        return Err(DataError::new(
+            path,
+            format!(
+                "shape ({rows}, {cols}) needs {expected_bytes} data bytes but the file holds {}",
+                data.len()
+            ),
+        ));
+    }
+    if rows == 0 || cols == 0 {
+        return Err(DataError::new(
+            path,
+            format!("the array is empty (shape ({rows}, {cols}))"),
+        ));
+    }
+    let big = type_str.endianness() == Endianness::Big;
+    let values: Vec<f32> = if item_bytes == 4 {
+        data.chunks_exact(4)
+            .map(|c| {
+                let b = [c[0], c[1], c[2], c[3]];
+                if big {
+                    f32::from_be_bytes(b)
+                } else {
+                    f32::from_le_bytes(b)
+                }
+            })
+            .collect()
+    } else {
+        data.chunks_exact(8)
+            .map(|c| {
+                let b = [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]];
+                (if big {
+                    f64::from_be_bytes(b)
+                } else {
+                    f64::from_le_bytes(b)
+                }) as f32
+            })
+            .collect()
+    };
+    // rows·cols·item_bytes equals the file's data length, so both fit in usize.
+    Array2::from_shape_vec((rows as usize, cols as usize), values)
+        .map_err(|e| DataError::new(path, format!("bad shape: {e}")))
+}
+
+/// Reads `latent_ids.csv` (`index,id` header, one row per latent row): the ids, unique.
+pub fn read_latent_ids(path: &Path, expected_rows: usize) -> DataResult<Vec<String>> {
+    let file = fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut reader = csv::Reader::from_reader(std::io::BufReader::new(file));
+    let headers = reader
+        .headers()
+        .map_err(|e| DataError::new(path, e.to_string()))?;
+    if headers.len() != 2 || &headers[0] != "index" || &headers[1] != "id" {
+        return Err(DataError::new(
+            path,
+            format!(
+                "expected the header 'index,id', found '{}'",
+                headers.iter().collect::<Vec<_>>().join(",")
+            ),
+        ));
+    }
+    let mut ids = Vec::with_capacity(expected_rows);
+    let mut seen = HashSet::with_capacity(expected_rows);
+    for (row, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| DataError::new(path, e.to_string()))?;
+        if ids.len() == expected_rows {
+            return Err(DataError::new(
+                path,
+                format!("more than the {expected_rows} rows of the latents"),
+            ));
+        }
+        let id = record.get(1).unwrap_or_default().to_string();
+        if id.is_empty() {
+            return Err(DataError::new(path, format!("row {} has no id", row + 1)));
+        }
+        if !seen.insert(id.clone()) {
+            return Err(DataError::new(path, format!("id '{id}' appears twice")));
+        }
+        ids.push(id);
+    }
+    if ids.len() != expected_rows {
+        return Err(DataError::new(
+            path,
+            format!("{} ids for {expected_rows} latent rows", ids.len()),
+        ));
+    }
+    Ok(ids)
+}
+
+/// Writes `values` as a float32 `.npy`, atomically (a temporary file beside it, renamed).
+pub fn write_npy_matrix(path: &Path, values: ArrayView2<f32>) -> DataResult<()> {
+    let (rows, cols) = values.dim();
+    let mut bytes = Vec::with_capacity(rows * cols * 4 + 128);
+    {
+        let mut writer = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[rows as u64, cols as u64])
+            .writer(&mut bytes)
+            .begin_nd()
+            .map_err(|e| DataError::io(path, e))?;
+        // `iter` walks in logical (C) order whatever the view's strides.
+        writer
+            .extend(values.iter().copied())
+            .map_err(|e| DataError::io(path, e))?;
+        writer.finish().map_err(|e| DataError::io(path, e))?;
+    }
+    write_atomic(path, &bytes)
+}
+
+/// Writes `ids` as `index,id` rows (the `latent_ids.csv` format), atomically.
+pub fn write_ids(path: &Path, ids: &[String]) -> DataResult<()> {
+    let rows = || -> Result<Vec<u8>, csv::Error> {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.write_record(["index", "id"])?;
+        for (i, id) in ids.iter().enumerate() {
+            writer.write_record([i.to_string().as_str(), id.as_str()])?;
+        }
+        writer
+            .into_inner()
+            .map_err(|e| csv::Error::from(std::io::Error::other(e.to_string())))
+    };
+    let bytes = rows().map_err(|e| DataError::new(path, e.to_string()))?;
+    write_atomic(path, &bytes)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> DataResult<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| DataError::io(path, e))?;
+    tmp.write_all(bytes).map_err(|e| DataError::io(path, e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| DataError::io(path, e))?;
+    tmp.persist(path)
+        .map_err(|e| DataError::io(path, e.error))?;
+    Ok(())
+}
