@@ -1,10 +1,15 @@
 //! Command-line interface: `sense` with a subcommand, or no arguments for the desktop app.
 
+mod cluster;
 mod dataset_args;
 mod embed;
+mod eval;
 mod info;
 mod labels;
+mod matrix_input;
+mod report;
 mod sample;
+mod sweep;
 mod train;
 
 pub use dataset_args::DatasetArgs;
@@ -35,6 +40,24 @@ enum Command {
     Train(train::TrainArgs),
     /// Project latents (or any N×D .npy) to 2-D: UMAP (optionally warm-started), PCA or t-SNE.
     Embed(embed::EmbedArgs),
+    /// Score an embedding against class labels: silhouette, separability, neighbourhood hit,
+    /// trustworthiness, kNN accuracy.
+    Eval(eval::EvalArgs),
+    /// Cluster latents (k-means, GMM, agglomerative) at K or choosing K over a range.
+    Cluster(cluster::ClusterArgs),
+    /// Figures and report.md of a training run, for a group meeting.
+    Report(report::ReportArgs),
+    /// Train the paper's Table 1 grid (or any grid) and tabulate UMAP silhouettes.
+    Sweep(sweep::SweepArgs),
+}
+
+/// A line above the progress bar, or on stderr when the bar is hidden (quiet, or not a
+/// terminal), so logs keep every message.
+fn say(bar: &indicatif::ProgressBar, line: impl AsRef<str>) {
+    match bar.is_hidden() {
+        true => eprintln!("{}", line.as_ref()),
+        false => bar.println(line),
+    }
 }
 
 /// Parses the command line and runs it; errors print as one clear line.
@@ -51,6 +74,10 @@ pub fn run() -> ExitCode {
         Some(Command::Labels(args)) => labels::run(args),
         Some(Command::Train(args)) => train::run(args),
         Some(Command::Embed(args)) => embed::run(args),
+        Some(Command::Eval(args)) => eval::run(args),
+        Some(Command::Cluster(args)) => cluster::run(args),
+        Some(Command::Report(args)) => report::run(args),
+        Some(Command::Sweep(args)) => sweep::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

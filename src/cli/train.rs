@@ -3,12 +3,17 @@
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+
+use super::say;
 use std::path::{Path, PathBuf};
 
-use crate::data::{Ensemble, NanPolicy, OpenOptions};
-use crate::labels::{CSV_HEADER, LabelSnapshot, LabelStore};
+use crate::data::{Ensemble, NanPolicy};
+use crate::labels::LabelSnapshot;
 use crate::nn::ModelKind;
-use crate::train::{BackendChoice, EvalSubset, TrainConfig, TrainEvent, Trainer};
+use crate::train::run_dir::{self, DatasetRecord};
+use crate::train::{
+    BackendChoice, EvalSubset, TrainConfig, TrainEvent, Trainer, open_training_data,
+};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -86,6 +91,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         labels.len()
     );
     let epochs = config.epochs;
+    record_dataset(&args)?;
     let handle = match args.resume {
         true => Trainer::resume(ensemble, labels, config, &args.out)?,
         false => Trainer::spawn(ensemble, labels, config, &args.out)?,
@@ -196,6 +202,23 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     bail!("the training thread ended without a final report")
 }
 
+/// Writes `dataset.json` so `sense report` can reopen the data (absolute paths, so the record
+/// holds from any working directory).
+fn record_dataset(args: &TrainArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
+    let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let data = match args.data.starts_with("sample:") {
+        true => args.data.clone(),
+        false => absolute(Path::new(&args.data)).display().to_string(),
+    };
+    let record = DatasetRecord {
+        data,
+        labels: args.labels.as_deref().map(absolute),
+    };
+    run_dir::write_json(&args.out.join(run_dir::DATASET), &record)?;
+    Ok(())
+}
+
 fn build_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
     let mut config = if args.resume {
         Trainer::load_config(&args.out).context("--resume needs a run directory in --out")?
@@ -248,50 +271,8 @@ fn build_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
 
 /// Opens the dataset and the labels the label losses train with.
 fn open_data(args: &TrainArgs, config: &TrainConfig) -> anyhow::Result<(Ensemble, LabelSnapshot)> {
-    let store_path = args
-        .labels
-        .as_deref()
-        .filter(|p| is_label_store(p).unwrap_or(false));
-    let options = OpenOptions {
-        // A label store is read below; a plain labels file attaches to the ensemble.
-        labels: args.labels.clone().filter(|_| store_path.is_none()),
-        nan_policy: args.nan_policy,
-        ..OpenOptions::default()
-    };
-    let ensemble = crate::data::open(&args.data, &options)?;
-    let labels = match store_path {
-        Some(path) => LabelStore::open_read_only(path)?.snapshot(config.labels.pseudo_threshold),
-        None => match &ensemble.labels {
-            Some(labels) => LabelSnapshot::from_class_labels(labels, |i| ensemble.member_id(i)),
-            None => LabelSnapshot::empty(),
-        },
-    };
+    let (ensemble, source) =
+        open_training_data(&args.data, args.labels.as_deref(), args.nan_policy)?;
+    let labels = source.snapshot(&ensemble, config.labels.pseudo_threshold)?;
     Ok((ensemble, labels))
-}
-
-/// Whether `path` is a label-store CSV (recognised by its header).
-fn is_label_store(path: &Path) -> anyhow::Result<bool> {
-    use std::io::BufRead;
-    let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-    let mut first = String::new();
-    std::io::BufReader::new(file).read_line(&mut first)?;
-    // The store reads its columns by name, in any order.
-    let columns: Vec<&str> = first
-        .trim_end()
-        .trim_start_matches('\u{feff}')
-        .split(',')
-        .map(str::trim)
-        .collect();
-    Ok(["id", "manual_label", "pseudo_label"]
-        .iter()
-        .all(|c| columns.contains(c) && CSV_HEADER.contains(c)))
-}
-
-/// A line above the progress bar, or on stderr when the bar is hidden (quiet, or not a
-/// terminal), so logs keep every message.
-fn say(bar: &ProgressBar, line: impl AsRef<str>) {
-    match bar.is_hidden() {
-        true => eprintln!("{}", line.as_ref()),
-        false => bar.println(line),
-    }
 }

@@ -15,10 +15,9 @@ use std::time::Duration;
 
 use crate::data::Ensemble;
 use crate::error::{DataError, DataResult};
-use crate::labels::LabelSnapshot;
 use crate::task::TaskControl;
 use crate::train::run_dir::{self, CHECKPOINT, STATE_FILE, SUMMARY};
-use crate::train::{RunSummary, TrainEvent, Trainer};
+use crate::train::{LabelSource, RunSummary, TrainEvent, Trainer};
 
 /// Scores of one finished run, cached in its directory as `sweep_score.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -55,13 +54,14 @@ pub enum SweepEvent {
     },
 }
 
-/// Trains every planned run not yet finished in `out_dir`, scores each with `score` (which
-/// reads the run directory: latents, ids), and returns the table. Stops between batches when
+/// Trains every planned run not yet finished in `out_dir` (each with `labels` at its own
+/// pseudo-label threshold), scores each with `score` (which reads the run directory: latents,
+/// ids), and returns the table. Stops between batches when
 /// `control` is cancelled; what finished stays finished.
 pub fn run_sweep(
     plan: &SweepPlan,
     ensemble: &Ensemble,
-    labels: &LabelSnapshot,
+    labels: &LabelSource,
     out_dir: &Path,
     score: &dyn Fn(&Path) -> anyhow::Result<RunScore>,
     control: &TaskControl,
@@ -133,7 +133,7 @@ fn check_existing_config(dir: &Path, planned: &crate::train::TrainConfig) -> Dat
 #[allow(clippy::too_many_arguments)]
 fn train_run(
     ensemble: &Ensemble,
-    labels: &LabelSnapshot,
+    labels: &LabelSource,
     planned: &PlannedRun,
     dir: &Path,
     resumed: bool,
@@ -141,7 +141,9 @@ fn train_run(
     control: &TaskControl,
     on_event: &mut dyn FnMut(SweepEvent),
 ) -> anyhow::Result<RunSummary> {
-    let (ensemble, labels, config) = (ensemble.clone(), labels.clone(), planned.config.clone());
+    let config = planned.config.clone();
+    let labels = labels.snapshot(ensemble, config.labels.pseudo_threshold)?;
+    let ensemble = ensemble.clone();
     let epochs = config.epochs;
     let handle = match resumed {
         true => Trainer::resume(ensemble, labels, config, dir)?,

@@ -29,10 +29,12 @@ pub mod backend;
 pub mod config;
 mod engine;
 pub mod events;
+pub mod inference;
 pub mod metrics;
 pub mod run_dir;
 pub mod schedule;
 pub mod supervision;
+pub mod training_data;
 mod worker;
 
 pub use backend::{AdapterSummary, BackendChoice, BackendKind, SelectedBackend, select_backend};
@@ -44,4 +46,6 @@ pub use events::{
     EpochSummary, EventReceiver, Latents, Losses, Reconstruction, RunSummary, TermWeights,
     TrainEvent,
 };
+pub use inference::{CheckpointChoice, TrainedModel};
+pub use training_data::{LabelSource, open_training_data};
 pub use worker::{Command, Trainer, TrainerHandle};

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! RUN_DIR/config.toml          the TrainConfig
+//! RUN_DIR/dataset.json         the data and labels it was trained on (as given to `sense train`)
 //! RUN_DIR/normalization.json   fitted statistics (what every later use must apply)
 //! RUN_DIR/split.json           train/val member indices
 //! RUN_DIR/metrics.jsonl        one EpochSummary per line
@@ -25,6 +26,7 @@ use super::schedule::ScheduleState;
 use crate::error::{DataError, DataResult};
 
 pub const CONFIG: &str = "config.toml";
+pub const DATASET: &str = "dataset.json";
 pub const NORMALIZATION: &str = "normalization.json";
 pub const SPLIT: &str = "split.json";
 pub const METRICS: &str = "metrics.jsonl";
@@ -48,6 +50,15 @@ pub struct TrainerState {
     pub recoveries: u32,
     pub train_secs: f64,
     pub last_epoch: Option<EpochSummary>,
+}
+
+/// What a run was trained on, so later commands (`sense report`) can reopen it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetRecord {
+    /// The dataset spec: a path or `sample:NAME`.
+    pub data: String,
+    /// The labels file or label store given with `--labels`, if any.
+    pub labels: Option<PathBuf>,
 }
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> DataResult<()> {

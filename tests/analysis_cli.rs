@@ -1,0 +1,268 @@
+//! `sense embed`, `eval`, `cluster`, `report` and `sweep` end to end, through the binary.
+
+use npyz::WriterBuilder;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sense(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sense"))
+        .args(args)
+        .output()
+        .expect("the sense binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = sense(args);
+    assert!(
+        out.status.success(),
+        "sense {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn write_f32_npy(path: &Path, rows: usize, cols: usize, values: &[f32]) {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut writer = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&[rows as u64, cols as u64])
+        .writer(&mut out)
+        .begin_nd()
+        .unwrap();
+    writer.extend(values.iter().copied()).unwrap();
+    writer.finish().unwrap();
+}
+
+/// 4 well-separated Gaussian blobs of 150 points in 16-D, and `id,label` for every row.
+fn write_blobs(dir: &Path) -> (PathBuf, PathBuf) {
+    let (classes, per_class, dims) = (4, 150, 16);
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let noise = Normal::new(0.0f32, 1.0).unwrap();
+    let mut values = Vec::new();
+    let mut csv = String::from("id,label\n");
+    for class in 0..classes {
+        for i in 0..per_class {
+            for d in 0..dims {
+                let centre = if d % classes == class { 12.0 } else { 0.0 };
+                values.push(centre + noise.sample(&mut rng));
+            }
+            csv += &format!("{},blob{class}\n", class * per_class + i);
+        }
+    }
+    let npy = dir.join("latents.npy");
+    write_f32_npy(&npy, classes * per_class, dims, &values);
+    let labels = dir.join("labels.csv");
+    std::fs::write(&labels, csv).unwrap();
+    (npy, labels)
+}
+
+#[test]
+fn embed_eval_and_cluster_separated_blobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (latents, labels) = write_blobs(dir.path());
+    let layout = dir.path().join("layout.npy");
+    let s = |p: &Path| p.display().to_string();
+
+    ok(&["embed", "--latents", &s(&latents), "--out", &s(&layout), "--quiet"]);
+    assert!(dir.path().join("layout.ids.csv").is_file());
+
+    let json = ok(&[
+        "eval",
+        "--embedding",
+        &s(&layout),
+        "--labels",
+        &s(&labels),
+        "--latents",
+        &s(&latents),
+        "--json",
+    ]);
+    let scores: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for key in [
+        "silhouette",
+        "separability",
+        "neighbourhood_hit",
+        "trustworthiness",
+        "knn_accuracy",
+    ] {
+        assert!(scores[key].is_number(), "{key} missing in {json}");
+    }
+    assert!(scores["silhouette"].as_f64().unwrap() > 0.5, "{json}");
+    assert!(scores["neighbourhood_hit"].as_f64().unwrap() > 0.98, "{json}");
+    assert!(scores["trustworthiness"].as_f64().unwrap() > 0.9, "{json}");
+
+    let clusters = dir.path().join("clusters.csv");
+    let json = ok(&[
+        "cluster",
+        "--latents",
+        &s(&latents),
+        "--method",
+        "kmeans",
+        "--k-range",
+        "2..6",
+        "--labels",
+        &s(&labels),
+        "--out",
+        &s(&clusters),
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["k"], 4, "{json}");
+    assert!(report["agreement"]["ari"].as_f64().unwrap() > 0.99, "{json}");
+    assert!(dir.path().join("clusters.k.png").is_file());
+    let csv = std::fs::read_to_string(&clusters).unwrap();
+    assert_eq!(csv.lines().next(), Some("id,cluster"));
+    assert_eq!(csv.lines().count(), 601);
+
+    let json = ok(&[
+        "cluster", "--latents", &s(&latents), "--method", "ward", "--k", "4", "--labels",
+        &s(&labels), "--out", &s(&clusters), "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(report["agreement"]["accuracy"].as_f64().unwrap() > 0.99, "{json}");
+}
+
+#[test]
+fn analysis_commands_name_the_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (latents, _) = write_blobs(dir.path());
+    let bad_labels = dir.path().join("wrong.csv");
+    std::fs::write(&bad_labels, "name,label\nx,1\n").unwrap();
+    let out = sense(&[
+        "eval",
+        "--embedding",
+        &latents.display().to_string(),
+        "--labels",
+        &bad_labels.display().to_string(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("wrong.csv") && err.contains("no `id` column"), "{err}");
+
+    let truncated = dir.path().join("truncated.npy");
+    let bytes = std::fs::read(&latents).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let out = sense(&[
+        "embed",
+        "--latents",
+        &truncated.display().to_string(),
+        "--out",
+        &dir.path().join("y.npy").display().to_string(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("truncated.npy"), "{err}");
+}
+
+/// 300 MNIST digits as `u8 [300, 1, 28, 28]` with every label.
+fn write_digits(dir: &Path) -> (String, String) {
+    let ensemble = sense::samples::open_with("mnist", Some(300), 3).unwrap();
+    let mut pixels = Vec::with_capacity(300 * 784);
+    let mut member = vec![0.0f32; 784];
+    for i in 0..300 {
+        ensemble.source.read_f32(i, &mut member).unwrap();
+        pixels.extend(member.iter().map(|&v| v as u8));
+    }
+    let npy = dir.join("digits.npy");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&npy).unwrap());
+    let mut writer = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&[300, 1, 28, 28])
+        .writer(&mut out)
+        .begin_nd()
+        .unwrap();
+    writer.extend(pixels).unwrap();
+    writer.finish().unwrap();
+    drop(out);
+    let truth = ensemble.ground_truth.as_ref().unwrap();
+    let mut csv = String::from("id,label\n");
+    for i in 0..300 {
+        csv += &format!("{},{}\n", i, truth.class_name(i).unwrap());
+    }
+    let labels = dir.join("labels.csv");
+    std::fs::write(&labels, csv).unwrap();
+    (npy.display().to_string(), labels.display().to_string())
+}
+
+#[test]
+fn report_of_a_training_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, labels) = write_digits(dir.path());
+    let run = dir.path().join("run");
+    let run_s = run.display().to_string();
+    ok(&[
+        "train", "--data", &data, "--labels", &labels, "--epochs", "2", "--latent-dim", "8",
+        "--backend", "cpu", "--batch-size", "32", "--out", &run_s, "--quiet",
+    ]);
+    let stdout = ok(&["report", &run_s, "--backend", "cpu"]);
+    assert!(stdout.contains("latent map: silhouette"), "{stdout}");
+    let report = run.join("report");
+    for figure in ["umap", "curves", "reconstructions", "model_vs_pca"] {
+        for ext in ["png", "svg"] {
+            let path = report.join(format!("{figure}.{ext}"));
+            assert!(path.is_file(), "{} missing", path.display());
+        }
+    }
+    let markdown = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(markdown.contains("PCA (8 components)"), "{markdown}");
+    assert!(markdown.contains("neighbourhood hit"), "{markdown}");
+    assert!(markdown.contains("umap.png"), "{markdown}");
+}
+
+#[test]
+fn sweep_trains_each_cell_once_and_tabulates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, labels) = write_digits(dir.path());
+    let grid = dir.path().join("grid.toml");
+    std::fs::write(
+        &grid,
+        r#"
+[base]
+epochs = 1
+backend = "cpu"
+[base.model]
+latent_dim = 8
+[base.optimizer]
+batch_size = 32
+
+[[axis]]
+name = "latent size"
+key = "model.latent_dim"
+values = [4]
+
+[columns]
+baseline = { "loss.lambda_cluster" = 0.0, "loss.lambda_contrastive" = 0.0 }
+clustering = { "loss.lambda_cluster" = 0.2, "loss.lambda_contrastive" = 0.0 }
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("sweep");
+    let args = [
+        "sweep",
+        "--data",
+        &data,
+        "--labels",
+        &labels,
+        "--grid",
+        &grid.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+        "--quiet",
+    ];
+    let first = sense(&args);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(table.contains("| setting | baseline | clustering |"), "{table}");
+    assert!(table.contains("| base |") && table.contains("| latent size = 4 |"), "{table}");
+    let csv = std::fs::read_to_string(out.join("table.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert!(out.join("r01-latent_size=4/clustering/summary.json").is_file());
+
+    // A second invocation trains nothing: every run is already done.
+    let second = sense(&args);
+    assert!(second.status.success());
+    let log = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(log.matches("(done before)").count(), 4, "{log}");
+}
