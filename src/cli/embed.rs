@@ -35,7 +35,7 @@ pub struct EmbedArgs {
     pub n_neighbors: usize,
     #[arg(long, default_value_t = 0.1)]
     pub min_dist: f32,
-    /// Optimisation epochs; default: UMAP 500 below 10K members else 200 (warm start 40),
+    /// Optimisation epochs; default: UMAP 500 up to 10K members else 200 (warm start 40),
     /// t-SNE 1000.
     #[arg(long)]
     pub epochs: Option<usize>,

@@ -83,7 +83,8 @@ pub fn procrustes(
         target_ss += t[0] * t[0] + t[1] * t[1];
         moving_ss += v[0] * v[0] + v[1] * v[1];
     }
-    if !(target_ss > 0.0 && moving_ss > 0.0) || !target_ss.is_finite() || !moving_ss.is_finite() {
+    let usable = |ss: f64| ss > 0.0 && ss.is_finite();
+    if !(usable(target_ss) && usable(moving_ss)) {
         return Err(AnalysisError::Invalid(
             "Procrustes needs layouts that are finite and not collapsed to one point".into(),
         ));

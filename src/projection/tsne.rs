@@ -39,9 +39,15 @@ pub(crate) fn embed(
 ) -> AnalysisResult<Layout> {
     let n = data.nrows();
     validate::check_matrix(data, "data to embed", 3)?;
+    if !(config.perplexity.is_finite() && config.perplexity > 0.0) {
+        return Err(AnalysisError::Invalid(format!(
+            "perplexity must be positive, not {}",
+            config.perplexity
+        )));
+    }
     // The crate searches 3·perplexity neighbours, which must exist.
     let needed = (3.0 * config.perplexity).ceil() as usize + 1;
-    if !(config.perplexity > 0.0) || needed >= n {
+    if needed >= n {
         return Err(AnalysisError::Invalid(format!(
             "perplexity {} needs more than {needed} members; there are {n}",
             config.perplexity

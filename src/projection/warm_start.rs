@@ -187,7 +187,7 @@ pub(crate) fn place_members(
         }
     }
 
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_1a7e);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_f1a7);
     Ok(positions
         .into_iter()
         .zip(&anchors.positions)
