@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use ndarray::Axis;
 use serde::Serialize;
 
 use super::matrix_input::{labels_for, read_rows};

@@ -10,7 +10,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::markdown::format_number;
 use super::style::{self, DrawResult, Figure, FigureFiles, RasterTile, Target};
 use crate::error::{DataError, DataResult};
-use crate::labels::colour::palette_colour;
+use crate::labels::palette_colour;
 
 /// One metric: a value per method (same order as [`MethodBars::methods`]); a non-finite value
 /// is shown as "n/a" instead of a bar.

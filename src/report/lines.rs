@@ -9,7 +9,7 @@ use plotters::prelude::*;
 
 use super::style::{self, DrawResult, Figure, FigureFiles, RasterTile, Target};
 use crate::error::{DataError, DataResult};
-use crate::labels::colour::palette_colour;
+use crate::labels::palette_colour;
 
 /// One named line; points with a non-finite coordinate are skipped.
 #[derive(Clone, Debug, Default, PartialEq)]

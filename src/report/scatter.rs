@@ -10,7 +10,7 @@ use rand::seq::SliceRandom;
 
 use super::style::{self, DrawResult, Figure, FigureFiles, RasterTile, Target};
 use crate::error::{DataError, DataResult};
-use crate::labels::colour::{Colour, palette_colour};
+use crate::labels::{Colour, palette_colour};
 
 /// A class as the legend shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]

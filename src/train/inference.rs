@@ -160,5 +160,5 @@ impl TrainedModel {
 }
 
 fn to_vec<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
-    tensor.into_data().to_vec::<f32>().unwrap_or_default()
+    tensor.try_into_vec_as::<f32>().unwrap_or_default()
 }
