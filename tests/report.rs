@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use image::RgbImage;
-use sense::labels::colour::palette_colour;
+use sense::labels::palette_colour;
 use sense::report::*;
 
 fn decode(path: &Path) -> RgbImage {
