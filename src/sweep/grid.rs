@@ -324,9 +324,9 @@ mod tests {
         labels = ["β-VAE, β 4"]
 
         [columns]
-        contrastive = { "loss.lambda_contrastive" = 0.2 }
-        baseline = {}
-        clustering = { "loss.lambda_cluster" = 0.2 }
+        contrastive = { "loss.lambda_cluster" = 0.0, "loss.lambda_contrastive" = 0.2 }
+        baseline = { "loss.lambda_cluster" = 0.0, "loss.lambda_contrastive" = 0.0 }
+        clustering = { "loss.lambda_cluster" = 0.2, "loss.lambda_contrastive" = 0.0 }
     "#;
 
     #[test]
