@@ -66,7 +66,14 @@ fn embed_eval_and_cluster_separated_blobs() {
     let layout = dir.path().join("layout.npy");
     let s = |p: &Path| p.display().to_string();
 
-    ok(&["embed", "--latents", &s(&latents), "--out", &s(&layout), "--quiet"]);
+    ok(&[
+        "embed",
+        "--latents",
+        &s(&latents),
+        "--out",
+        &s(&layout),
+        "--quiet",
+    ]);
     assert!(dir.path().join("layout.ids.csv").is_file());
 
     let json = ok(&[
@@ -90,7 +97,10 @@ fn embed_eval_and_cluster_separated_blobs() {
         assert!(scores[key].is_number(), "{key} missing in {json}");
     }
     assert!(scores["silhouette"].as_f64().unwrap() > 0.5, "{json}");
-    assert!(scores["neighbourhood_hit"].as_f64().unwrap() > 0.98, "{json}");
+    assert!(
+        scores["neighbourhood_hit"].as_f64().unwrap() > 0.98,
+        "{json}"
+    );
     assert!(scores["trustworthiness"].as_f64().unwrap() > 0.9, "{json}");
 
     let clusters = dir.path().join("clusters.csv");
@@ -110,18 +120,34 @@ fn embed_eval_and_cluster_separated_blobs() {
     ]);
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(report["k"], 4, "{json}");
-    assert!(report["agreement"]["ari"].as_f64().unwrap() > 0.99, "{json}");
+    assert!(
+        report["agreement"]["ari"].as_f64().unwrap() > 0.99,
+        "{json}"
+    );
     assert!(dir.path().join("clusters.k.png").is_file());
     let csv = std::fs::read_to_string(&clusters).unwrap();
     assert_eq!(csv.lines().next(), Some("id,cluster"));
     assert_eq!(csv.lines().count(), 601);
 
     let json = ok(&[
-        "cluster", "--latents", &s(&latents), "--method", "ward", "--k", "4", "--labels",
-        &s(&labels), "--out", &s(&clusters), "--json",
+        "cluster",
+        "--latents",
+        &s(&latents),
+        "--method",
+        "ward",
+        "--k",
+        "4",
+        "--labels",
+        &s(&labels),
+        "--out",
+        &s(&clusters),
+        "--json",
     ]);
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert!(report["agreement"]["accuracy"].as_f64().unwrap() > 0.99, "{json}");
+    assert!(
+        report["agreement"]["accuracy"].as_f64().unwrap() > 0.99,
+        "{json}"
+    );
 }
 
 #[test]
@@ -139,7 +165,10 @@ fn analysis_commands_name_the_bad_file() {
     ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("wrong.csv") && err.contains("no `id` column"), "{err}");
+    assert!(
+        err.contains("wrong.csv") && err.contains("no `id` column"),
+        "{err}"
+    );
 
     let truncated = dir.path().join("truncated.npy");
     let bytes = std::fs::read(&latents).unwrap();
@@ -193,8 +222,22 @@ fn report_of_a_training_run() {
     let run = dir.path().join("run");
     let run_s = run.display().to_string();
     ok(&[
-        "train", "--data", &data, "--labels", &labels, "--epochs", "2", "--latent-dim", "8",
-        "--backend", "cpu", "--batch-size", "32", "--out", &run_s, "--quiet",
+        "train",
+        "--data",
+        &data,
+        "--labels",
+        &labels,
+        "--epochs",
+        "2",
+        "--latent-dim",
+        "8",
+        "--backend",
+        "cpu",
+        "--batch-size",
+        "32",
+        "--out",
+        &run_s,
+        "--quiet",
     ]);
     let stdout = ok(&["report", &run_s, "--backend", "cpu"]);
     assert!(stdout.contains("latent map: silhouette"), "{stdout}");
@@ -252,13 +295,26 @@ clustering = { "loss.lambda_cluster" = 0.2, "loss.lambda_contrastive" = 0.0 }
         "--quiet",
     ];
     let first = sense(&args);
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let table = std::fs::read_to_string(out.join("table.md")).unwrap();
-    assert!(table.contains("| setting | baseline | clustering |"), "{table}");
-    assert!(table.contains("| base |") && table.contains("| latent size = 4 |"), "{table}");
+    assert!(
+        table.contains("| setting | baseline | clustering |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| base |") && table.contains("| latent size = 4 |"),
+        "{table}"
+    );
     let csv = std::fs::read_to_string(out.join("table.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5, "{csv}");
-    assert!(out.join("r01-latent_size=4/clustering/summary.json").is_file());
+    assert!(
+        out.join("r01-latent_size=4/clustering/summary.json")
+            .is_file()
+    );
 
     // A second invocation trains nothing: every run is already done.
     let second = sense(&args);
