@@ -102,6 +102,10 @@ fn embed_eval_and_cluster_separated_blobs() {
         "{json}"
     );
     assert!(scores["trustworthiness"].as_f64().unwrap() > 0.9, "{json}");
+    assert!(
+        scores["linear_probe_accuracy"].as_f64().unwrap() > 0.95,
+        "{json}"
+    );
 
     let clusters = dir.path().join("clusters.csv");
     let json = ok(&[

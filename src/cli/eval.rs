@@ -1,6 +1,7 @@
 //! `sense eval`: how well an embedding separates the labelled classes — silhouette,
 //! separability and neighbourhood hit (k = 17), trustworthiness (k = 10, with the latents it
-//! came from) and kNN accuracy.
+//! came from) and kNN accuracy; with the latents also a linear probe (logistic regression on
+//! the latents, held-out accuracy).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,7 +11,10 @@ use clap::Args;
 use ndarray::{Array2, Axis};
 
 use super::matrix_input::{labels_for, read_rows};
+use serde::Serialize;
+
 use crate::analysis::embedding_metrics::{self, EmbeddingScores, Sampling};
+use crate::analysis::linear_probe::{ProbeOptions, ProbeResult, ProbeSplit, linear_probe};
 use crate::data::row_labels::LabelKind;
 use crate::task::TaskControl;
 
@@ -54,23 +58,60 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         true => Sampling::exact(),
         false => Sampling::default(),
     };
+    let control = TaskControl::new();
     let scores = embedding_metrics::embedding_scores(
         points.view(),
         &labels.classes,
         high.as_ref().map(Array2::view),
         &sampling,
-        &TaskControl::new(),
+        &control,
     )?;
+    let probe = match &high {
+        Some(high) => Some(linear_probe(
+            high.view(),
+            &labels.classes,
+            &ProbeSplit::default(),
+            &ProbeOptions::default(),
+            &control,
+        )?),
+        None => None,
+    };
+    let output = EvalOutput {
+        scores,
+        linear_probe_accuracy: probe.as_ref().map(|p| p.test_accuracy),
+    };
     match args.json {
-        true => println!("{}", serde_json::to_string_pretty(&scores)?),
-        false => print_scores(
-            &scores,
-            labels.rows.len(),
-            embedding.matrix.values.nrows(),
-            &labels.class_names,
-        ),
+        true => println!("{}", serde_json::to_string_pretty(&output)?),
+        false => {
+            print_scores(
+                &output.scores,
+                labels.rows.len(),
+                embedding.matrix.values.nrows(),
+                &labels.class_names,
+            );
+            print_probe(probe.as_ref());
+        }
     }
     Ok(())
+}
+
+/// The JSON `sense eval` prints: the embedding scores, and the probe when latents were given.
+#[derive(Debug, Serialize)]
+struct EvalOutput {
+    #[serde(flatten)]
+    scores: EmbeddingScores,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    linear_probe_accuracy: Option<f64>,
+}
+
+fn print_probe(probe: Option<&ProbeResult>) {
+    match probe {
+        Some(p) => println!(
+            "linear probe      {:.4}  (logistic regression on the latents; {} train / {} held out)",
+            p.test_accuracy, p.n_train, p.n_test
+        ),
+        None => println!("linear probe      -       (needs --latents)"),
+    }
 }
 
 /// Rows of the matrix at `path` for the members `ids[rows]`, matched by id.
