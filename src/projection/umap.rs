@@ -16,8 +16,7 @@ use std::time::Instant;
 
 use faer::MatRef;
 use manifolds_rs::data::graph::{
-    UmapGraphParams, coo_to_adjacency_list, filter_weak_edges, knn_to_coo, smooth_knn_dist,
-    symmetrise_graph,
+    UmapGraphParams, coo_to_adjacency_list, filter_weak_edges, knn_to_coo, symmetrise_graph,
 };
 use manifolds_rs::data::init::{EmbdInit, initialise_embedding};
 use manifolds_rs::data::nearest_neighbours::{NearestNeighbourParams, run_ann_search};
@@ -220,13 +219,7 @@ pub(crate) fn embed(
     control.report("graph", 0, 1);
     let started = Instant::now();
     let graph_params = UmapGraphParams::<f32>::default();
-    let (sigma, rho) = smooth_knn_dist(
-        &knn_dist,
-        k,
-        graph_params.local_connectivity,
-        graph_params.bandwidth,
-        64,
-    );
+    let (sigma, rho) = smooth_knn_dist(&knn_dist, config.n_neighbors);
     let graph = knn_to_coo(&knn_indices, &knn_dist, &sigma, &rho);
     let graph = symmetrise_graph(graph, graph_params.mix_weight);
     // Filtered as for a cold run, so warm updates optimise the same graph.
@@ -295,6 +288,61 @@ pub(crate) fn embed(
         warm_started: warm.is_some(),
         placed_new,
     })
+}
+
+/// Per member, the kernel width σ and the nearest-neighbour distance ρ of the fuzzy simplicial
+/// set, exactly as umap-learn's `smooth_knn_dist` (local connectivity 1, bandwidth 1): σ solves
+/// Σ_j exp(−max(0, d_j − ρ)/σ) = log2(n_neighbors) over the neighbours other than the member
+/// itself, and is at least 1e-3 × the mean neighbour distance. Written here because
+/// manifolds-rs 0.8's version aims at ln(k) instead (with the bandwidth as the tolerance),
+/// which narrows every kernel and measurably loosens the clusters.
+fn smooth_knn_dist(dists: &[Vec<f32>], n_neighbors: usize) -> (Vec<f32>, Vec<f32>) {
+    const ITERATIONS: usize = 64;
+    const TOLERANCE: f64 = 1e-5;
+    const MIN_K_DIST_SCALE: f64 = 1e-3;
+    let target = (n_neighbors as f64).log2();
+    let all_mean = {
+        let (sum, count) = dists
+            .iter()
+            .flatten()
+            .fold((0.0f64, 0usize), |(s, c), &d| (s + f64::from(d), c + 1));
+        sum / count.max(1) as f64
+    };
+    dists
+        .par_iter()
+        .map(|row| {
+            let rho = row.iter().copied().find(|&d| d > 0.0).unwrap_or(0.0);
+            let rho = f64::from(rho);
+            let (mut lo, mut hi, mut mid) = (0.0f64, f64::INFINITY, 1.0f64);
+            for _ in 0..ITERATIONS {
+                let psum: f64 = row
+                    .iter()
+                    .map(|&d| {
+                        let d = f64::from(d) - rho;
+                        if d > 0.0 { (-d / mid).exp() } else { 1.0 }
+                    })
+                    .sum();
+                if (psum - target).abs() < TOLERANCE {
+                    break;
+                }
+                if psum > target {
+                    hi = mid;
+                    mid = (lo + hi) / 2.0;
+                } else {
+                    lo = mid;
+                    mid = if hi.is_infinite() {
+                        mid * 2.0
+                    } else {
+                        (lo + hi) / 2.0
+                    };
+                }
+            }
+            // The member itself (distance 0) counts in umap-learn's mean.
+            let row_mean = row.iter().map(|&d| f64::from(d)).sum::<f64>() / (row.len() + 1) as f64;
+            let floor = MIN_K_DIST_SCALE * if rho > 0.0 { row_mean } else { all_mean };
+            (mid.max(floor) as f32, rho as f32)
+        })
+        .unzip()
 }
 
 fn crate_error(e: manifolds_rs::errors::ManifoldsError) -> AnalysisError {
