@@ -11,12 +11,16 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use ndarray::Axis;
+
+use super::matrix_input::{RowsWithIds, labels_for, read_rows};
 use crate::data::matrix::{
-    read_latent_ids, read_matrix, read_npy_matrix, write_ids, write_npy_matrix,
+    Matrix, read_latent_ids, read_matrix, read_npy_matrix, write_ids, write_npy_matrix,
 };
+use crate::data::row_labels::LabelKind;
 use crate::projection::warm_start::Anchors;
 use crate::projection::{
-    Metric, PreviousLayout, ProjectionConfig, TsneConfig, UmapConfig, project,
+    Metric, PreviousLayout, ProjectionConfig, TsneConfig, UmapConfig, live_subsample, project,
 };
 use crate::task::TaskControl;
 
@@ -46,6 +50,13 @@ pub struct EmbedArgs {
     pub perplexity: f32,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Embed at most this many members (a seeded subsample; the members `--labels` labels are
+    /// always kept): the live map of a very large ensemble. Default: every member.
+    #[arg(long)]
+    pub max_members: Option<usize>,
+    /// Members to keep in a `--max-members` subsample: an `id,label` CSV or a label store.
+    #[arg(long, requires = "max_members")]
+    pub labels: Option<PathBuf>,
     /// Output layout (N×2 float32 `.npy`).
     #[arg(long)]
     pub out: PathBuf,
@@ -67,7 +78,15 @@ pub fn ids_path(layout: &Path) -> PathBuf {
 }
 
 pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
-    let matrix = read_matrix(&args.latents)?;
+    let matrix = match args.max_members {
+        Some(max) => subsample(
+            read_rows(&args.latents)?,
+            max,
+            args.labels.as_deref(),
+            args.seed,
+        )?,
+        None => read_matrix(&args.latents)?,
+    };
     let config = match args.method {
         Method::Umap => {
             let mut umap = UmapConfig {
@@ -139,6 +158,26 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// At most `max` rows of `rows`, always with the members `labels` labels.
+fn subsample(
+    rows: RowsWithIds,
+    max: usize,
+    labels: Option<&Path>,
+    seed: u64,
+) -> anyhow::Result<Matrix> {
+    let always = match labels {
+        Some(path) => labels_for(&rows, path, LabelKind::Manual)?.rows,
+        None => Vec::new(),
+    };
+    let matrix = rows.matrix;
+    let keep = live_subsample(matrix.values.nrows(), max, &always, seed)?;
+    Ok(Matrix {
+        values: matrix.values.select(Axis(0), &keep),
+        ids: keep.iter().map(|&i| matrix.ids[i].clone()).collect(),
+        path: matrix.path,
+    })
 }
 
 /// The previous layout's positions for the current members: by id when `PREV.ids.csv`
