@@ -1,5 +1,7 @@
 //! `sense embed`, `eval`, `cluster`, `report` and `sweep` end to end, through the binary.
 
+mod common;
+
 use npyz::WriterBuilder;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -189,40 +191,10 @@ fn analysis_commands_name_the_bad_file() {
     assert!(err.contains("truncated.npy"), "{err}");
 }
 
-/// 300 MNIST digits as `u8 [300, 1, 28, 28]` with every label.
-fn write_digits(dir: &Path) -> (String, String) {
-    let ensemble = sense::samples::open_with("mnist", Some(300), 3).unwrap();
-    let mut pixels = Vec::with_capacity(300 * 784);
-    let mut member = vec![0.0f32; 784];
-    for i in 0..300 {
-        ensemble.source.read_f32(i, &mut member).unwrap();
-        pixels.extend(member.iter().map(|&v| v as u8));
-    }
-    let npy = dir.join("digits.npy");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&npy).unwrap());
-    let mut writer = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(&[300, 1, 28, 28])
-        .writer(&mut out)
-        .begin_nd()
-        .unwrap();
-    writer.extend(pixels).unwrap();
-    writer.finish().unwrap();
-    drop(out);
-    let truth = ensemble.ground_truth.as_ref().unwrap();
-    let mut csv = String::from("id,label\n");
-    for i in 0..300 {
-        csv += &format!("{},{}\n", i, truth.class_name(i).unwrap());
-    }
-    let labels = dir.join("labels.csv");
-    std::fs::write(&labels, csv).unwrap();
-    (npy.display().to_string(), labels.display().to_string())
-}
-
 #[test]
 fn report_of_a_training_run() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, labels) = write_digits(dir.path());
+    let (data, labels) = common::write_digits(dir.path(), 300);
     let run = dir.path().join("run");
     let run_s = run.display().to_string();
     ok(&[
@@ -261,7 +233,7 @@ fn report_of_a_training_run() {
 #[test]
 fn sweep_trains_each_cell_once_and_tabulates() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, labels) = write_digits(dir.path());
+    let (data, labels) = common::write_digits(dir.path(), 300);
     let grid = dir.path().join("grid.toml");
     std::fs::write(
         &grid,

@@ -1,44 +1,13 @@
 //! `sense train` end to end on a small .npy ensemble: every documented file and key.
 
-use npyz::WriterBuilder;
-use std::path::Path;
+mod common;
+
 use std::process::Command;
-
-/// Writes 300 MNIST digits as `u8 [300, 1, 28, 28]` plus an `id,label` CSV for the first 60.
-fn write_dataset(dir: &Path) -> (String, String) {
-    let ensemble = sense::samples::open_with("mnist", Some(300), 3).unwrap();
-    let mut pixels = Vec::with_capacity(300 * 784);
-    let mut member = vec![0.0f32; 784];
-    for i in 0..300 {
-        ensemble.source.read_f32(i, &mut member).unwrap();
-        pixels.extend(member.iter().map(|&v| v as u8));
-    }
-    let npy = dir.join("digits.npy");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&npy).unwrap());
-    let mut writer = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(&[300, 1, 28, 28])
-        .writer(&mut out)
-        .begin_nd()
-        .unwrap();
-    writer.extend(pixels).unwrap();
-    writer.finish().unwrap();
-    drop(out);
-
-    let truth = ensemble.ground_truth.as_ref().unwrap();
-    let mut csv = String::from("id,label\n");
-    for i in 0..60 {
-        csv += &format!("{},{}\n", i, truth.class_name(i).unwrap());
-    }
-    let labels = dir.join("labels.csv");
-    std::fs::write(&labels, csv).unwrap();
-    (npy.display().to_string(), labels.display().to_string())
-}
 
 #[test]
 fn sense_train_writes_the_whole_run_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, labels) = write_dataset(dir.path());
+    let (data, labels) = common::write_digits(dir.path(), 60);
     let config = dir.path().join("run.toml");
     std::fs::write(
         &config,
