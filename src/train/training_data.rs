@@ -57,14 +57,19 @@ impl LabelSource {
     }
 }
 
-/// Whether `path` is a label-store CSV (recognised by its header, columns in any order).
+/// Whether `path` is a label-store CSV (recognised by its header, columns in any order). A
+/// file whose first line is not text (an IDX labels file, gzipped or not) is not a store.
 pub fn is_label_store(path: &Path) -> DataResult<bool> {
-    use std::io::BufRead;
+    use std::io::{BufRead, Read};
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut first = String::new();
+    let mut first = Vec::new();
     std::io::BufReader::new(file)
-        .read_line(&mut first)
+        .take(64 * 1024)
+        .read_until(b'\n', &mut first)
         .map_err(|e| DataError::io(path, e))?;
+    let Ok(first) = std::str::from_utf8(&first) else {
+        return Ok(false);
+    };
     let columns: Vec<&str> = first
         .trim_end()
         .trim_start_matches('\u{feff}')
@@ -74,4 +79,30 @@ pub fn is_label_store(path: &Path) -> DataResult<bool> {
     Ok(["id", "manual_label", "pseudo_label"]
         .iter()
         .all(|c| columns.contains(c) && CSV_HEADER.contains(c)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_label_store;
+
+    #[test]
+    fn only_a_store_header_is_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        let store = write("s.csv", b"id,manual_label,pseudo_label,pseudo_confidence\n");
+        let plain = write("l.csv", b"id,label\n1,a\n");
+        // gzip magic and binary bytes, as a gzipped IDX labels file starts.
+        let binary = write(
+            "l.idx1-ubyte.gz",
+            &[0x1f, 0x8b, 0x08, 0x00, 0xff, 0xfe, 0x0a],
+        );
+        assert!(is_label_store(&store).unwrap());
+        assert!(!is_label_store(&plain).unwrap());
+        assert!(!is_label_store(&binary).unwrap());
+        assert!(is_label_store(&dir.path().join("missing.csv")).is_err());
+    }
 }
