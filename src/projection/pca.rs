@@ -177,14 +177,7 @@ impl Pca {
                 data.ncols()
             )));
         }
-        match data
-            .rows()
-            .into_iter()
-            .position(|row| row.iter().any(|v| !v.is_finite()))
-        {
-            Some(row) => Err(AnalysisError::NonFinite { what, row }),
-            None => Ok(()),
-        }
+        super::validate::check_finite(data, what)
     }
 }
 

@@ -19,6 +19,11 @@ pub(crate) fn check_matrix(
     if data.ncols() == 0 {
         return Err(AnalysisError::Invalid(format!("{what} has no columns")));
     }
+    check_finite(data, what)
+}
+
+/// Every value finite; else the first offending row.
+pub(crate) fn check_finite(data: ArrayView2<f32>, what: &'static str) -> AnalysisResult<()> {
     match data
         .rows()
         .into_iter()
