@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use super::say;
 use crate::classify::{
-    ClassifierConfig, ConfusionMatrix, EpochProgress, LabelledSet, PseudoLabelOutcome,
-    new_run_id, train_and_predict, write_pseudo_labels,
+    ClassifierConfig, ConfusionMatrix, EpochProgress, LabelledSet, PseudoLabelOutcome, new_run_id,
+    train_and_predict, write_pseudo_labels,
 };
 use crate::data::{ClassLabels, Ensemble, NanPolicy, OpenOptions};
 use crate::error::DataError;
@@ -125,13 +125,25 @@ pub fn run(args: PseudoLabelArgs) -> anyhow::Result<()> {
         &run_id,
     )?;
     let eval = match &args.eval_data {
-        Some(spec) => Some(evaluate(&outcome, spec, args.eval_labels.as_deref(), args.nan_policy)?),
+        Some(spec) => Some(evaluate(
+            &outcome,
+            spec,
+            args.eval_labels.as_deref(),
+            args.nan_policy,
+        )?),
         None => None,
     };
     let truth = ground_truth_accuracy(&outcome, &ensemble);
     let wall_secs = started.elapsed().as_secs_f64();
     match args.json {
-        true => print_json(&outcome, eval.as_ref(), truth, &args.out, &backend.name, wall_secs),
+        true => print_json(
+            &outcome,
+            eval.as_ref(),
+            truth,
+            &args.out,
+            &backend.name,
+            wall_secs,
+        ),
         false => print_text(&outcome, eval.as_ref(), truth, &args.out, wall_secs),
     }
     Ok(())
@@ -279,7 +291,10 @@ fn evaluate(
 
 /// Share of pseudo-labels that match the ground truth, where the data carries it (the
 /// built-in samples), as `(accuracy, members scored)`.
-fn ground_truth_accuracy(outcome: &PseudoLabelOutcome, ensemble: &Ensemble) -> Option<(f64, usize)> {
+fn ground_truth_accuracy(
+    outcome: &PseudoLabelOutcome,
+    ensemble: &Ensemble,
+) -> Option<(f64, usize)> {
     let truth = ensemble.ground_truth.as_ref()?;
     let names = outcome.classifier.classes();
     let scored: Vec<bool> = outcome
