@@ -481,14 +481,14 @@ fn cli_names_the_file_at_fault() {
         "{err}"
     );
 
-    // An IDX labels file with another member count.
-    let idx = dir.path().join("other-labels-idx1-ubyte");
-    let mut bytes = vec![0, 0, 8, 1, 0, 0, 0, 5];
-    bytes.extend([0, 1, 2, 0, 1]);
-    std::fs::write(&idx, bytes).unwrap();
+    // A gzipped IDX labels file with another member count.
+    let idx = dir.path().join("other-labels-idx1-ubyte.gz");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &[0, 0, 8, 1, 0, 0, 0, 5, 0, 1, 2, 0, 1]).unwrap();
+    std::fs::write(&idx, gz.finish().unwrap()).unwrap();
     let err = run(&["--labels", idx.to_str().unwrap()]);
     assert!(
-        err.contains("other-labels-idx1-ubyte") && err.contains("90"),
+        err.contains("other-labels-idx1-ubyte.gz") && err.contains("90"),
         "{err}"
     );
 

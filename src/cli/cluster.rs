@@ -95,8 +95,7 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
             None,
         ),
         (None, Some(range)) => {
-            let sweep =
-                clustering::sweep_k(points, args.method, range.clone(), &options, &control)?;
+            let sweep = clustering::sweep_k(points, args.method, range.clone(), &options, &control)?;
             (sweep.chosen.clone(), Some(sweep))
         }
         (None, None) => bail!("give --k K or --k-range LOW..HIGH"),
@@ -162,11 +161,7 @@ fn write_k_figure(out: &Path, sweep: &KSweep) -> anyhow::Result<()> {
     };
     let (name, y_label, points) = match sweep.method {
         ClusterMethod::Gmm => ("BIC", "BIC (lower is better)", curve(&|s| s.bic)),
-        _ => (
-            "inertia",
-            "inertia (sum of squared distances)",
-            curve(&|s| Some(s.inertia)),
-        ),
+        _ => ("inertia", "inertia (sum of squared distances)", curve(&|s| Some(s.inertia))),
     };
     let series = [
         LineSeries::new(name, points),
@@ -206,10 +201,7 @@ fn scaled_silhouette(sweep: &KSweep) -> Vec<(f64, f64)> {
 
 fn print_report(report: &Report, out: &Path) {
     if let Some(sweep) = report.sweep {
-        println!(
-            "{:>4} {:>14} {:>11} {:>14}",
-            "K", "inertia", "silhouette", "BIC"
-        );
+        println!("{:>4} {:>14} {:>11} {:>14}", "K", "inertia", "silhouette", "BIC");
         for s in &sweep.scores {
             let show = |v: Option<f64>, p: usize| v.map_or("-".into(), |v| format!("{v:.p$}"));
             println!(
@@ -235,9 +227,7 @@ fn print_report(report: &Report, out: &Path) {
         report.members,
         report.k,
         report.inertia,
-        report
-            .bic
-            .map_or(String::new(), |b| format!(", BIC {b:.1}")),
+        report.bic.map_or(String::new(), |b| format!(", BIC {b:.1}")),
         out.display()
     );
     if let Some(a) = report.agreement {

@@ -63,12 +63,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     )?;
     match args.json {
         true => println!("{}", serde_json::to_string_pretty(&scores)?),
-        false => print_scores(
-            &scores,
-            labels.rows.len(),
-            embedding.matrix.values.nrows(),
-            &labels.class_names,
-        ),
+        false => print_scores(&scores, labels.rows.len(), embedding.matrix.values.nrows(), &labels.class_names),
     }
     Ok(())
 }
@@ -105,19 +100,13 @@ fn print_scores(scores: &EmbeddingScores, labelled: usize, total: usize, classes
     println!(
         "{labelled} of {total} members labelled, {} classes{}",
         classes.len(),
-        scores.sampled_members.map_or(String::new(), |n| format!(
-            " (scores on a stratified sample of {n})"
-        ))
+        scores
+            .sampled_members
+            .map_or(String::new(), |n| format!(" (scores on a stratified sample of {n})"))
     );
     println!("silhouette        {:.4}", scores.silhouette);
-    println!(
-        "separability      {:.4}  (kNN vote, k = 17)",
-        scores.separability
-    );
-    println!(
-        "neighbourhood_hit {:.4}  (k = 17)",
-        scores.neighbourhood_hit
-    );
+    println!("separability      {:.4}  (kNN vote, k = 17)", scores.separability);
+    println!("neighbourhood_hit {:.4}  (k = 17)", scores.neighbourhood_hit);
     match scores.trustworthiness {
         Some(t) => println!("trustworthiness   {t:.4}  (k = 10)"),
         None => println!("trustworthiness   -       (needs --latents)"),

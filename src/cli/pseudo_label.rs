@@ -179,10 +179,12 @@ fn open_hand_labelled(
     args: &PseudoLabelArgs,
     config: &ClassifierConfig,
 ) -> anyhow::Result<(Ensemble, ClassLabels, Provenance)> {
-    let store_labels = match &args.labels {
-        Some(path) if is_label_store(path)? => Some(path.clone()),
-        _ => None,
-    };
+    // A file that cannot be read as text (IDX, gzip) is no label store; whatever else is wrong
+    // with it, loading it as labels below reports, naming the file.
+    let store_labels = args
+        .labels
+        .clone()
+        .filter(|path| is_label_store(path).unwrap_or(false));
     let options = OpenOptions {
         labels: args.labels.clone().filter(|_| store_labels.is_none()),
         nan_policy: args.nan_policy,

@@ -114,15 +114,12 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
             already_done,
         } => {
             bar.inc(1);
-            say(
-                &bar,
-                format!(
-                    "{:<48} silhouette {:.4}{}",
-                    plan.runs[index].dir_name,
-                    score.silhouette,
-                    if already_done { "  (done before)" } else { "" }
-                ),
-            );
+            say(&bar, format!(
+                "{:<48} silhouette {:.4}{}",
+                plan.runs[index].dir_name,
+                score.silhouette,
+                if already_done { "  (done before)" } else { "" }
+            ));
         }
     };
     let table = run_sweep(
@@ -140,3 +137,4 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     println!("written: {}/table.md and table.csv", args.out.display());
     Ok(())
 }
+

@@ -95,10 +95,7 @@ pub fn load_row_labels(
     if by_id.len() != labels_in_file.len() {
         return Err(fail("a member id appears twice".into()));
     }
-    let matched_ids = ids
-        .iter()
-        .filter(|id| by_id.contains_key(id.as_str()))
-        .count();
+    let matched_ids = ids.iter().filter(|id| by_id.contains_key(id.as_str())).count();
     let (matched, row_label): (RowMatch, Vec<Option<&str>>) = if matched_ids > 0 {
         let labels = ids
             .iter()
@@ -146,10 +143,7 @@ fn sorted_class_names(names: BTreeSet<&str>) -> Vec<String> {
     let mut names: Vec<String> = names.into_iter().map(str::to_string).collect();
     if names.iter().all(|n| n.parse::<f64>().is_ok()) {
         names.sort_by(|a, b| {
-            let (a, b) = (
-                a.parse::<f64>().unwrap_or(0.0),
-                b.parse::<f64>().unwrap_or(0.0),
-            );
+            let (a, b) = (a.parse::<f64>().unwrap_or(0.0), b.parse::<f64>().unwrap_or(0.0));
             a.total_cmp(&b)
         });
     }
@@ -173,13 +167,8 @@ mod tests {
     #[test]
     fn plain_csv_matched_by_id_skips_unlabelled_rows() {
         let file = csv("id,label\nb,10\na,2\nc,\n");
-        let got = load_row_labels(
-            file.path(),
-            &ids(&["a", "b", "c", "d"]),
-            false,
-            LabelKind::Manual,
-        )
-        .unwrap();
+        let got = load_row_labels(file.path(), &ids(&["a", "b", "c", "d"]), false, LabelKind::Manual)
+            .unwrap();
         assert_eq!(got.class_names, ["2", "10"]);
         assert_eq!(got.rows, [0, 1]);
         assert_eq!(got.classes, [0, 1]);
@@ -188,14 +177,12 @@ mod tests {
 
     #[test]
     fn label_store_manual_or_pseudo() {
-        let file =
-            csv("id,manual_label,pseudo_label,pseudo_confidence\nx,cat,,\ny,,dog,0.95\nz,,,\n");
+        let file = csv(
+            "id,manual_label,pseudo_label,pseudo_confidence\nx,cat,,\ny,,dog,0.95\nz,,,\n",
+        );
         let rows = ids(&["x", "y", "z"]);
         let manual = load_row_labels(file.path(), &rows, false, LabelKind::Manual).unwrap();
-        assert_eq!(
-            (manual.rows, manual.class_names),
-            (vec![0], vec!["cat".to_string()])
-        );
+        assert_eq!((manual.rows, manual.class_names), (vec![0], vec!["cat".to_string()]));
         let both = load_row_labels(file.path(), &rows, false, LabelKind::ManualOrPseudo).unwrap();
         assert_eq!(both.rows, [0, 1]);
         assert_eq!(both.class_names, ["cat", "dog"]);

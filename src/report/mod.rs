@@ -19,8 +19,8 @@ pub use curves::{LossSeries, TrainingCurves};
 pub use lines::{LineChart, LineSeries};
 pub use markdown::{MetricsTable, ReportDocument, ReportFigure, format_number};
 pub use recon_grid::{MAX_ROWS, ReconstructionGrid, ReconstructionRow};
+pub use scatter::{ClassStyle, PixelMap, ScatterOutcome, ScatterPlot};
 pub use run_report::{
     ImageQuality, LatentMap, RunReport, RunReportOptions, latent_map_of_run, write_run_report,
 };
-pub use scatter::{ClassStyle, PixelMap, ScatterOutcome, ScatterPlot};
 pub use style::FigureFiles;

@@ -73,9 +73,7 @@ pub fn write_run_report(
 
     let mut doc = ReportDocument::new(format!(
         "SENSE run report: {}",
-        run_dir
-            .file_name()
-            .map_or("run".into(), |n| n.to_string_lossy())
+        run_dir.file_name().map_or("run".into(), |n| n.to_string_lossy())
     ));
     doc.facts = run_facts(&ensemble, &model, summary.as_ref(), &backend.name);
 
@@ -122,10 +120,8 @@ pub fn write_run_report(
             &rows,
         );
         let files = grid.write(&out.join("reconstructions"))?;
-        doc.figures.push(ReportFigure::new(
-            "Reconstructions of validation members",
-            &files,
-        ));
+        doc.figures
+            .push(ReportFigure::new("Reconstructions of validation members", &files));
     }
 
     control.check()?;
@@ -140,26 +136,15 @@ pub fn write_run_report(
         format!("PCA ({} components)", model.latent_dim()),
     ];
     let metrics = vec![
-        BarMetric::new(
-            "MSE",
-            "data units²",
-            false,
-            vec![model_quality.mse, pca_quality.mse],
-        ),
-        BarMetric::new(
-            "PSNR",
-            "dB",
-            true,
-            vec![model_quality.psnr_db, pca_quality.psnr_db],
-        ),
+        BarMetric::new("MSE", "data units²", false, vec![model_quality.mse, pca_quality.mse]),
+        BarMetric::new("PSNR", "dB", true, vec![model_quality.psnr_db, pca_quality.psnr_db]),
         BarMetric::new("SSIM", "", true, vec![model_quality.ssim, pca_quality.ssim]),
     ];
     let bars_title = format!(
         "Reconstruction of {} validation members: model vs PCA",
         compared.len()
     );
-    let files =
-        MethodBars::new(&bars_title, &methods, &metrics).write(&out.join("model_vs_pca"))?;
+    let files = MethodBars::new(&bars_title, &methods, &metrics).write(&out.join("model_vs_pca"))?;
     doc.figures.push(ReportFigure::new(
         "Model against a PCA baseline with as many components as latent dimensions",
         &files,
@@ -206,7 +191,8 @@ fn open_dataset(
         .labels
         .clone()
         .or_else(|| record.and_then(|r| r.labels));
-    let (ensemble, source) = open_training_data(&data, labels_path.as_deref(), NanPolicy::Report)?;
+    let (ensemble, source) =
+        open_training_data(&data, labels_path.as_deref(), NanPolicy::Report)?;
     // The map is coloured by hand labels only.
     let labels = source.snapshot(&ensemble, f32::INFINITY)?;
     Ok((ensemble, labels))
@@ -222,12 +208,7 @@ fn run_facts(
     let mut facts = vec![
         (
             "data".to_string(),
-            format!(
-                "{} — {} members of {}",
-                ensemble.origin(),
-                ensemble.len(),
-                ensemble.shape()
-            ),
+            format!("{} — {} members of {}", ensemble.origin(), ensemble.len(), ensemble.shape()),
         ),
         (
             "model".into(),
@@ -255,11 +236,7 @@ fn run_facts(
         ),
         (
             "split".into(),
-            format!(
-                "{} train / {} validation",
-                model.split.train.len(),
-                model.split.val.len()
-            ),
+            format!("{} train / {} validation", model.split.train.len(), model.split.val.len()),
         ),
     ];
     if let Some(s) = summary {
@@ -296,18 +273,8 @@ pub fn latent_map_of_run(
     control: &TaskControl,
 ) -> anyhow::Result<LatentMap> {
     let latents = read_matrix(run_dir)?;
-    let layout = project(
-        latents.values.view(),
-        &ProjectionConfig::default(),
-        None,
-        control,
-    )?;
-    let points: Vec<[f32; 2]> = layout
-        .coords
-        .rows()
-        .into_iter()
-        .map(|r| [r[0], r[1]])
-        .collect();
+    let layout = project(latents.values.view(), &ProjectionConfig::default(), None, control)?;
+    let points: Vec<[f32; 2]> = layout.coords.rows().into_iter().map(|r| [r[0], r[1]]).collect();
     let point_labels: Vec<Option<usize>> = latents
         .ids
         .iter()
@@ -317,10 +284,7 @@ pub fn latent_map_of_run(
         .filter(|&i| point_labels[i].is_some())
         .collect();
     let class_of: Vec<usize> = labelled.iter().filter_map(|&i| point_labels[i]).collect();
-    let distinct = class_of
-        .iter()
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
+    let distinct = class_of.iter().collect::<std::collections::BTreeSet<_>>().len();
     let scores = if distinct >= 2 && labelled.len() > 20 {
         let embedded = layout.coords.select(Axis(0), &labelled);
         let high: Array2<f32> = latents.values.select(Axis(0), &labelled);
@@ -412,9 +376,8 @@ fn read_epochs(path: &Path) -> anyhow::Result<Vec<EpochSummary>> {
         .filter(|l| !l.trim().is_empty())
         .enumerate()
         .map(|(i, line)| {
-            serde_json::from_str(line).with_context(|| {
-                format!("{}: line {} is not an epoch record", path.display(), i + 1)
-            })
+            serde_json::from_str(line)
+                .with_context(|| format!("{}: line {} is not an epoch record", path.display(), i + 1))
         })
         .collect()
 }

@@ -66,9 +66,10 @@ impl Axis {
         let label = format!("{} = {shown}", self.name);
         let settings = match (&self.key, value) {
             (Some(key), value) => vec![(key.clone(), value.clone())],
-            (None, toml::Value::Table(table)) => {
-                table.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-            }
+            (None, toml::Value::Table(table)) => table
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             (None, _) => {
                 return Err(format!(
                     "axis `{}` has no key, so its values must be tables of settings",
@@ -175,9 +176,7 @@ fn column_order(grid: &GridFile) -> Result<Vec<String>, String> {
     if !grid.column_order.is_empty() {
         for name in &grid.column_order {
             if !grid.columns.contains_key(name) {
-                return Err(format!(
-                    "column_order names `{name}`, which is not a column"
-                ));
+                return Err(format!("column_order names `{name}`, which is not a column"));
             }
         }
         return Ok(grid.column_order.clone());
@@ -364,16 +363,9 @@ mod tests {
             run(3, "baseline").config.schedule.lr_scheduler,
             crate::train::LrScheduler::Cosine { .. }
         ));
-        assert_eq!(
-            run(1, "clustering").dir_name,
-            "r01-latent_size=32/clustering"
-        );
+        assert_eq!(run(1, "clustering").dir_name, "r01-latent_size=32/clustering");
         let names: std::collections::HashSet<_> = plan.runs.iter().map(|r| &r.dir_name).collect();
-        assert_eq!(
-            names.len(),
-            plan.runs.len(),
-            "run directories must be distinct"
-        );
+        assert_eq!(names.len(), plan.runs.len(), "run directories must be distinct");
     }
 
     #[test]
@@ -401,8 +393,8 @@ mod tests {
         let grid = GRID.replace("model.latent_dim", "model.latent_dims");
         let err = SweepPlan::parse(&grid).unwrap_err();
         assert!(err.contains("latent_dims"), "{err}");
-        let err =
-            SweepPlan::parse(&GRID.replace("values = [32, 128]", "values = [\"x\"]")).unwrap_err();
+        let err = SweepPlan::parse(&GRID.replace("values = [32, 128]", "values = [\"x\"]"))
+            .unwrap_err();
         assert!(err.contains("latent size = x"), "{err}");
         let err = SweepPlan::parse("[columns]\n").unwrap_err();
         assert!(err.contains("at least one"), "{err}");

@@ -159,10 +159,7 @@ fn train_run(
             Ok(event) => event,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                anyhow::bail!(
-                    "{}: the training thread ended without a report",
-                    dir.display()
-                )
+                anyhow::bail!("{}: the training thread ended without a report", dir.display())
             }
         };
         match event {

@@ -133,8 +133,6 @@ mod tests {
         assert!(md.contains("| latent size = 32 | **0.310** | – |"), "{md}");
         let csv = table.to_csv();
         assert_eq!(csv.lines().count(), 4);
-        assert!(
-            csv.contains("1,\"latent size = 32\",\"baseline\",0.31,0.5,0.25,3,\"r1/baseline\"")
-        );
+        assert!(csv.contains("1,\"latent size = 32\",\"baseline\",0.31,0.5,0.25,3,\"r1/baseline\""));
     }
 }

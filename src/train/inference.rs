@@ -98,12 +98,7 @@ impl TrainedModel {
     }
 
     fn input(&self, data: Vec<f32>, batch: usize) -> Tensor<4> {
-        let dims = [
-            batch,
-            self.shape.channels,
-            self.shape.height,
-            self.shape.width,
-        ];
+        let dims = [batch, self.shape.channels, self.shape.height, self.shape.width];
         Tensor::from_data(TensorData::new(data, dims), &self.device)
     }
 
@@ -117,11 +112,7 @@ impl TrainedModel {
         let mut out = Vec::with_capacity(members.len());
         for chunk in members.chunks(BATCH_MEMBERS) {
             let data = self.normalised_batch(ensemble, chunk)?;
-            let recon = to_vec(
-                self.model
-                    .forward(self.input(data.clone(), chunk.len()))
-                    .recon,
-            );
+            let recon = to_vec(self.model.forward(self.input(data.clone(), chunk.len())).recon);
             for (i, &member) in chunk.iter().enumerate() {
                 let mut original = data[i * len..(i + 1) * len].to_vec();
                 let mut reconstruction = recon[i * len..(i + 1) * len].to_vec();
@@ -156,8 +147,7 @@ impl TrainedModel {
         let mut images = Vec::with_capacity(latents.len() / dim.max(1));
         for chunk in latents.chunks(BATCH_MEMBERS * dim) {
             let rows = chunk.len() / dim;
-            let z =
-                Tensor::<2>::from_data(TensorData::new(chunk.to_vec(), [rows, dim]), &self.device);
+            let z = Tensor::<2>::from_data(TensorData::new(chunk.to_vec(), [rows, dim]), &self.device);
             let decoded = to_vec(self.model.decode(z));
             for image in decoded.chunks_exact(len) {
                 let mut image = image.to_vec();

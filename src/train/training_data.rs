@@ -42,11 +42,7 @@ pub fn open_training_data(
 impl LabelSource {
     /// The labels as training sees them: manual labels, and pseudo-labels whose confidence
     /// reaches `pseudo_threshold` (`f32::INFINITY`: hand labels only).
-    pub fn snapshot(
-        &self,
-        ensemble: &Ensemble,
-        pseudo_threshold: f32,
-    ) -> DataResult<LabelSnapshot> {
+    pub fn snapshot(&self, ensemble: &Ensemble, pseudo_threshold: f32) -> DataResult<LabelSnapshot> {
         Ok(match self {
             Self::Store(path) => LabelStore::open_read_only(path)?.snapshot(pseudo_threshold),
             Self::Attached => match &ensemble.labels {
