@@ -171,7 +171,7 @@ impl ClassifierConfig {
                 self.epochs, self.batch_size, self.predict_batch_size
             ));
         }
-        if !positive(self.learning_rate) || !(self.weight_decay >= 0.0) {
+        if !positive(self.learning_rate) || self.weight_decay.is_nan() || self.weight_decay < 0.0 {
             return fail(format!(
                 "learning_rate must be > 0 and weight_decay >= 0, got {} and {}",
                 self.learning_rate, self.weight_decay
