@@ -354,7 +354,8 @@ fn print_json(
         "per_class": per_class,
         "pseudo_labelled": summary.pseudo_labelled,
         "above_threshold": summary.above_threshold,
-        "threshold": summary.threshold,
+        // Via its shortest text, so 0.9 prints as 0.9, not as the f32's f64 expansion.
+        "threshold": summary.threshold.to_string().parse::<f64>().ok(),
         "run_id": summary.run_id,
         "labels_out": out.display().to_string(),
         "confusion": report.confusion,
