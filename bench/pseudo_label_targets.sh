@@ -9,6 +9,11 @@
 #
 #   bench/pseudo_label_targets.sh [--only mnist|channels|droplets] [--backend cpu|gpu|auto]
 #                                 [--config FILE.toml] [--out DIR]
+#
+# Measured (default ClassifierConfig, CPU burn-flex, 2 shared cores at load 2–6, Nov 2026):
+#   mnist     held-out 0.990, test 0.9801 (target 0.97); 40 epochs (best 32); wall 1032 s
+#   channels  held-out 0.992, pseudo-labels vs truth 0.989;  40 epochs (best 32); wall 679 s
+#   droplets  held-out 0.9993, pseudo-labels vs truth 0.9997; 15 epochs (best 15); wall 738 s
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
