@@ -7,6 +7,7 @@ mod eval;
 mod info;
 mod labels;
 mod matrix_input;
+mod pseudo_label;
 mod report;
 mod sample;
 mod sweep;
@@ -36,6 +37,9 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Per-class counts of manual and pseudo labels in a label store.
     Labels(labels::LabelsArgs),
+    /// Train a classifier on the hand labels and write pseudo-labels for every other member
+    /// into a label store.
+    PseudoLabel(pseudo_label::PseudoLabelArgs),
     /// Train an autoencoder and write a run directory (config, metrics, checkpoints, latents).
     Train(train::TrainArgs),
     /// Project latents (or any N×D .npy) to 2-D: UMAP (optionally warm-started), PCA or t-SNE.
@@ -72,6 +76,7 @@ pub fn run() -> ExitCode {
         Some(Command::Info(args)) => info::run(args),
         Some(Command::Sample(args)) => sample::run(args),
         Some(Command::Labels(args)) => labels::run(args),
+        Some(Command::PseudoLabel(args)) => pseudo_label::run(args),
         Some(Command::Train(args)) => train::run(args),
         Some(Command::Embed(args)) => embed::run(args),
         Some(Command::Eval(args)) => eval::run(args),

@@ -1,0 +1,52 @@
+//! Pseudo-labelling: an EfficientNetV2-style classifier trained from scratch on the
+//! hand-labelled members proposes a class and a softmax confidence for every other member,
+//! written to the label store with the classifier run as provenance.
+//!
+//! ```no_run
+//! use sense::classify::{ClassifierConfig, LabelledSet, train_and_predict, new_run_id};
+//! use sense::task::TaskControl;
+//! use sense::train::{BackendChoice, select_backend};
+//!
+//! let ensemble = sense::samples::open("channels")?;
+//! let labelled = LabelledSet::from_class_labels(ensemble.labels.as_ref().unwrap(), &ensemble)?;
+//! let backend = select_backend(BackendChoice::Cpu);
+//! let outcome = train_and_predict(
+//!     &ensemble, &labelled, &ClassifierConfig::default(), &backend, &new_run_id(),
+//!     &TaskControl::new(), &mut |epoch| println!("{:.3}", epoch.heldout_accuracy),
+//! )?;
+//! println!("held-out accuracy {:.3}", outcome.classifier.report().accuracy);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The app uses [`Classifier::spawn`]: commands in, [`ClassifierEvent`]s out, cancellable.
+//!
+//! Only pseudo-labels with confidence ≥ the threshold (default 0.9) feed the auxiliary
+//! losses: [`LabelStore::snapshot`](crate::labels::LabelStore::snapshot) and the trainer's
+//! `labels.pseudo_threshold` apply the same `>=` test that [`PseudoLabelSummary`] counts.
+
+mod blocks;
+mod config;
+mod error;
+mod input;
+mod labelled;
+mod metrics;
+mod network;
+mod pipeline;
+mod predict;
+mod pseudo;
+mod train;
+mod worker;
+
+pub use config::{ClassifierConfig, ClassifierConfigError, InputSize};
+pub use error::{ClassifyError, ClassifyResult};
+pub use input::{CachedSource, working_source};
+pub use labelled::LabelledSet;
+pub use metrics::{ClassScore, ConfusionMatrix, HeldoutReport};
+pub use network::{EfficientNet, reductions};
+pub use pipeline::{PseudoLabelOutcome, train_and_predict};
+pub use predict::{Prediction, TrainedClassifier};
+pub use pseudo::{
+    ClassPseudoCount, PseudoLabelSummary, new_run_id, summarise, write_pseudo_labels,
+};
+pub use train::{EpochProgress, MIN_LABELLED, train};
+pub use worker::{Classifier, ClassifierEvent, ClassifierHandle};
