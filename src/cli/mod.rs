@@ -15,7 +15,7 @@ mod train;
 
 pub use dataset_args::DatasetArgs;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -27,10 +27,46 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    app: AppArgs,
+}
+
+/// How the desktop app opens (`sense` with no subcommand, or `sense open`).
+#[derive(clap::Args, Debug, Clone, Default)]
+struct AppArgs {
+    /// Session directory (default: one per dataset under ~/.local/share/sense/sessions).
+    #[arg(long, global = true)]
+    session: Option<std::path::PathBuf>,
+    /// Window renderer: wgpu on a hardware GPU, else glow.
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    renderer: crate::app::RendererChoice,
+    /// Quit once the first map is drawn (smoke test of the binary).
+    #[arg(long, hide = true, global = true)]
+    quit_after_first_map: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct OpenArgs {
+    /// A dataset (`sample:channels`, a folder of images, a .npy/.idx file) or a session
+    /// directory.
+    path: String,
+}
+
+impl AppArgs {
+    fn run(self, open: Option<String>) -> anyhow::Result<()> {
+        crate::app::run(crate::app::AppOptions {
+            open,
+            session_dir: self.session,
+            renderer: self.renderer,
+            quit_after_first_map: self.quit_after_first_map,
+        })
+    }
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Open the desktop app on a dataset or a saved session.
+    Open(OpenArgs),
     /// Describe a dataset: count, shape, dtype, value range, NaNs, labels.
     Info(info::InfoArgs),
     /// Write a built-in sample ensemble as PNGs plus a labels CSV.
@@ -68,11 +104,8 @@ fn say(bar: &indicatif::ProgressBar, line: impl AsRef<str>) {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        // The desktop app arrives in a later issue; until then, show what exists.
-        None => {
-            let _ = Cli::command().print_help();
-            Ok(())
-        }
+        None => cli.app.run(None),
+        Some(Command::Open(args)) => cli.app.run(Some(args.path)),
         Some(Command::Info(args)) => info::run(args),
         Some(Command::Sample(args)) => sample::run(args),
         Some(Command::Labels(args)) => labels::run(args),

@@ -18,7 +18,7 @@ pub use bars::{BarMetric, MethodBars};
 pub use curves::{LossSeries, TrainingCurves};
 pub use lines::{LineChart, LineSeries};
 pub use markdown::{MetricsTable, ReportDocument, ReportFigure, format_number};
-pub use recon_grid::{MAX_ROWS, ReconstructionGrid, ReconstructionRow};
+pub use recon_grid::{MAX_ROWS, ReconstructionGrid, ReconstructionRow, viridis};
 pub use run_report::{
     ImageQuality, LatentMap, RunReport, RunReportOptions, latent_map_of_run, write_run_report,
 };

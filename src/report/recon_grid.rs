@@ -169,7 +169,8 @@ fn viridis_tile(values: &[f32], height: usize, width: usize, max: f32) -> image:
     tile
 }
 
-fn viridis(t: f32) -> [u8; 3] {
+/// Viridis at `t` in 0..=1 (clamped), as 8-bit RGB.
+pub fn viridis(t: f32) -> [u8; 3] {
     let RGBColor(r, g, b) = ViridisRGB::get_color_normalized(t.clamp(0.0, 1.0), 0.0, 1.0);
     [r, g, b]
 }

@@ -1,0 +1,101 @@
+//! Work the app starts and watches: training, the map's projection, the pseudo-labeller, and
+//! one-shot background jobs. Each runs on its own thread; the UI only polls.
+
+pub mod background;
+pub mod projection;
+pub mod training;
+
+use crate::classify::{Classifier, ClassifierConfig, ClassifierEvent, ClassifierHandle};
+use crate::data::Ensemble;
+use crate::labels::LabelStore;
+use std::sync::{Arc, Mutex};
+
+/// The pseudo-labeller as the dataset panel shows it.
+pub struct PseudoLabeller {
+    handle: ClassifierHandle,
+    pub running: bool,
+    /// "epoch 12/40 · held-out 0.97" while training, the last result after.
+    pub status: String,
+    pub progress: f32,
+}
+
+/// What the app does after a pseudo-labeller event.
+pub enum PseudoLabellerUpdate {
+    /// New pseudo-labels are in the store: refresh the label view and the trainer's labels.
+    Written(String),
+    Failed(String),
+}
+
+impl PseudoLabeller {
+    pub fn start(
+        ensemble: Ensemble,
+        store: Arc<Mutex<LabelStore>>,
+        config: ClassifierConfig,
+    ) -> std::io::Result<Self> {
+        Ok(Self {
+            handle: Classifier::spawn(ensemble, store, config)?,
+            running: false,
+            status: "not run yet".into(),
+            progress: 0.0,
+        })
+    }
+
+    /// Retrains on the manual labels as they are now (cancelling a run in progress).
+    pub fn retrain(&mut self) {
+        self.handle.train();
+        self.running = true;
+        self.progress = 0.0;
+        self.status = "starting".into();
+    }
+
+    pub fn stop(&self) {
+        self.handle.stop();
+    }
+
+    pub fn pump(&mut self) -> Vec<PseudoLabellerUpdate> {
+        let mut updates = Vec::new();
+        while let Ok(event) = self.handle.try_recv() {
+            let ends = event.ends_run();
+            match event {
+                ClassifierEvent::Backend { .. } => {}
+                ClassifierEvent::Started {
+                    labelled_members,
+                    classes,
+                    ..
+                } => {
+                    self.status =
+                        format!("training on {labelled_members} hand labels, {classes} classes");
+                }
+                ClassifierEvent::Epoch { progress, .. } => {
+                    self.progress = (progress.epoch + 1) as f32 / progress.epochs.max(1) as f32;
+                    self.status = format!(
+                        "epoch {}/{} · held-out accuracy {:.3}",
+                        progress.epoch + 1,
+                        progress.epochs,
+                        progress.heldout_accuracy
+                    );
+                }
+                ClassifierEvent::Trained { report, .. } => {
+                    self.status = format!("held-out accuracy {:.3}; writing", report.accuracy);
+                }
+                ClassifierEvent::PseudoLabelsWritten { summary, .. } => {
+                    let text = format!(
+                        "{} pseudo-labels, {} ≥ {:.2}",
+                        summary.pseudo_labelled, summary.above_threshold, summary.threshold
+                    );
+                    self.status = text.clone();
+                    updates.push(PseudoLabellerUpdate::Written(text));
+                }
+                ClassifierEvent::Stopped { .. } => self.status = "stopped".into(),
+                ClassifierEvent::Error { message, .. } => {
+                    self.status = "failed".into();
+                    updates.push(PseudoLabellerUpdate::Failed(message));
+                }
+            }
+            if ends {
+                self.running = false;
+            }
+        }
+        updates
+    }
+}

@@ -1,0 +1,334 @@
+//! The map's projection worker: one thread, the latest request wins (a newer one cancels the
+//! one in flight), warm-started from the previous layout so the map moves smoothly between
+//! epochs, with intermediate frames of a cold layout for the animation and the live metrics
+//! (silhouette, neighbourhood hit of the hand-labelled members) computed beside it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+use ndarray::{Array2, Axis};
+
+use crate::analysis::embedding_metrics::{Sampling, neighbourhood_hit, silhouette};
+use crate::data::Ensemble;
+use crate::projection::{
+    Frames, LayoutFrame, Pca, PreviousLayout, ProjectionConfig, UmapConfig, project_with_frames,
+};
+use crate::task::{TaskControl, TaskProgress};
+
+/// Neighbourhood size of the live neighbourhood hit (as `sense eval`).
+pub const NEIGHBOURHOOD_K: usize = 17;
+/// Raw images are shrunk to at most this side before PCA, for the map before training.
+const PIXEL_MAP_SIDE: usize = 32;
+const PIXEL_MAP_COMPONENTS: usize = 50;
+
+/// Where the map's high-dimensional points come from.
+pub enum MapInput {
+    /// Latents of a training epoch: one row per member.
+    Latents { epoch: usize, values: Array2<f32> },
+    /// The members' pixels (shrunk, PCA-50): a map before any model exists.
+    Pixels(Ensemble),
+}
+
+pub struct ProjectionRequest {
+    /// Ensemble indices of the rows.
+    pub members: Vec<usize>,
+    pub ids: Arc<Vec<String>>,
+    pub input: MapInput,
+    pub previous: Option<PreviousLayout>,
+    /// Per row: the hand label (class index) the live metrics score, if any.
+    pub metric_labels: Vec<Option<usize>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MapMetrics {
+    pub silhouette: f64,
+    pub neighbourhood_hit: f64,
+    pub labelled_members: usize,
+}
+
+/// A finished layout.
+pub struct ProjectedMap {
+    pub members: Vec<usize>,
+    pub ids: Arc<Vec<String>>,
+    pub coords: Vec<[f32; 2]>,
+    /// `None`: raw pixels; `Some(epoch)`: that epoch's latents.
+    pub epoch: Option<usize>,
+    pub metrics: Option<MapMetrics>,
+    pub warm_started: bool,
+    pub elapsed_secs: f32,
+}
+
+pub enum ProjectionEvent {
+    /// An intermediate layout of the request in flight (rows as in the request).
+    Frame {
+        members: Vec<usize>,
+        coords: Vec<[f32; 2]>,
+    },
+    Done(ProjectedMap),
+    Error(String),
+}
+
+pub struct ProjectionWorker {
+    requests: Sender<ProjectionRequest>,
+    events: Receiver<ProjectionEvent>,
+    current: Arc<Mutex<TaskControl>>,
+    progress: Arc<Mutex<Option<TaskProgress>>>,
+    pending: usize,
+}
+
+impl ProjectionWorker {
+    pub fn start() -> std::io::Result<Self> {
+        let (requests, requests_rx) = crossbeam_channel::unbounded::<ProjectionRequest>();
+        let (events_tx, events) = crossbeam_channel::unbounded();
+        let current = Arc::new(Mutex::new(TaskControl::new()));
+        let progress = Arc::new(Mutex::new(None));
+        let (worker_current, worker_progress) = (current.clone(), progress.clone());
+        std::thread::Builder::new()
+            .name("sense-projection".into())
+            .spawn(move || {
+                while let Ok(mut request) = requests_rx.recv() {
+                    // Only the newest request matters.
+                    while let Ok(newer) = requests_rx.try_recv() {
+                        request = newer;
+                    }
+                    let sink = worker_progress.clone();
+                    let control = TaskControl::new().with_progress(move |p| {
+                        if let Ok(mut slot) = sink.lock() {
+                            *slot = Some(p);
+                        }
+                    });
+                    if let Ok(mut slot) = worker_current.lock() {
+                        *slot = control.clone();
+                    }
+                    let event = match run(request, &control, &events_tx) {
+                        Ok(map) => ProjectionEvent::Done(map),
+                        Err(_) if control.is_cancelled() => continue,
+                        Err(message) => ProjectionEvent::Error(message),
+                    };
+                    if let Ok(mut slot) = worker_progress.lock() {
+                        *slot = None;
+                    }
+                    if events_tx.send(event).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Self {
+            requests,
+            events,
+            current,
+            progress,
+            pending: 0,
+        })
+    }
+
+    /// Replaces whatever is being projected by `request`.
+    pub fn request(&mut self, request: ProjectionRequest) {
+        self.cancel();
+        self.pending += 1;
+        let _ = self.requests.send(request);
+    }
+
+    pub fn cancel(&mut self) {
+        if let Ok(control) = self.current.lock() {
+            control.cancel();
+        }
+    }
+
+    pub fn try_recv(&mut self) -> Option<ProjectionEvent> {
+        let event = self.events.try_recv().ok()?;
+        if matches!(event, ProjectionEvent::Done(_) | ProjectionEvent::Error(_)) {
+            self.pending = self.pending.saturating_sub(1);
+        }
+        Some(event)
+    }
+
+    /// Stage and fraction of the layout in flight.
+    pub fn progress(&self) -> Option<TaskProgress> {
+        self.progress.lock().ok().and_then(|p| p.clone())
+    }
+}
+
+fn run(
+    request: ProjectionRequest,
+    control: &TaskControl,
+    events: &Sender<ProjectionEvent>,
+) -> Result<ProjectedMap, String> {
+    let started = Instant::now();
+    let (data, epoch) = match request.input {
+        MapInput::Latents { epoch, values } => (values, Some(epoch)),
+        MapInput::Pixels(ensemble) => (pixel_features(&ensemble, &request.members, control)?, None),
+    };
+    let anchors = match &request.previous {
+        Some(previous) => Some(previous.anchors(&request.ids).map_err(|e| e.to_string())?),
+        None => None,
+    }
+    .filter(|a| a.n_known() > 0);
+    let config = ProjectionConfig::Umap(UmapConfig::default());
+    let members = request.members.clone();
+    let mut send_frame = |frame: LayoutFrame<'_>| {
+        let coords = rows_of(frame.coords.view());
+        let _ = events.send(ProjectionEvent::Frame {
+            members: members.clone(),
+            coords,
+        });
+    };
+    // A warm start moves little: only a cold layout is worth animating frame by frame.
+    let frames = anchors.is_none().then(|| Frames {
+        every_epochs: 25,
+        sink: &mut send_frame,
+    });
+    let layout = project_with_frames(data.view(), &config, anchors.as_ref(), control, frames)
+        .map_err(|e| e.to_string())?;
+    let coords = rows_of(layout.coords.view());
+    let metrics = live_metrics(&coords, &request.metric_labels, control);
+    Ok(ProjectedMap {
+        members: request.members,
+        ids: request.ids,
+        coords,
+        epoch,
+        metrics,
+        warm_started: layout.warm_started,
+        elapsed_secs: started.elapsed().as_secs_f32(),
+    })
+}
+
+fn rows_of(coords: ndarray::ArrayView2<f32>) -> Vec<[f32; 2]> {
+    coords.axis_iter(Axis(0)).map(|r| [r[0], r[1]]).collect()
+}
+
+/// Silhouette and neighbourhood hit of the labelled rows in the 2-D layout.
+pub fn live_metrics(
+    coords: &[[f32; 2]],
+    labels: &[Option<usize>],
+    control: &TaskControl,
+) -> Option<MapMetrics> {
+    let (points, classes): (Vec<[f32; 2]>, Vec<usize>) = coords
+        .iter()
+        .zip(labels)
+        .filter_map(|(&p, &l)| l.map(|l| (p, l)))
+        .unzip();
+    let distinct = classes.iter().collect::<std::collections::HashSet<_>>().len();
+    if points.len() <= NEIGHBOURHOOD_K || distinct < 2 || distinct >= points.len() {
+        return None;
+    }
+    let matrix = Array2::from_shape_vec(
+        (points.len(), 2),
+        points.iter().flat_map(|p| [p[0], p[1]]).collect(),
+    )
+    .ok()?;
+    let sampling = Sampling::default();
+    let sil = silhouette(matrix.view(), &classes, &sampling, control).ok()?;
+    let hit = neighbourhood_hit(matrix.view(), &classes, NEIGHBOURHOOD_K, &sampling, control).ok()?;
+    Some(MapMetrics {
+        silhouette: sil.value,
+        neighbourhood_hit: hit.value,
+        labelled_members: points.len(),
+    })
+}
+
+/// Members' pixels, average-pooled to at most 32 px a side, then PCA to 50 components.
+fn pixel_features(
+    ensemble: &Ensemble,
+    members: &[usize],
+    control: &TaskControl,
+) -> Result<Array2<f32>, String> {
+    use rayon::prelude::*;
+    let shape = ensemble.shape();
+    let factor = shape.height.max(shape.width).div_ceil(PIXEL_MAP_SIDE).max(1);
+    let (h, w) = (shape.height.div_ceil(factor), shape.width.div_ceil(factor));
+    let dim = shape.channels * h * w;
+    let mut data = Array2::<f32>::zeros((members.len(), dim));
+    data.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .zip(members.par_iter())
+        .try_for_each_init(
+            || vec![0.0f32; shape.len()],
+            |values, (mut row, &member)| -> Result<(), String> {
+                if control.is_cancelled() {
+                    return Err("cancelled".into());
+                }
+                ensemble
+                    .source
+                    .read_f32(member, values)
+                    .map_err(|e| e.to_string())?;
+                pool_into(values, shape, factor, (h, w), row.as_slice_mut().unwrap_or(&mut []));
+                Ok(())
+            },
+        )?;
+    control.report("pixels", members.len(), members.len());
+    let components = PIXEL_MAP_COMPONENTS.min(dim).min(members.len().saturating_sub(1));
+    if components < 2 {
+        return Err(format!(
+            "{} members are too few for a map",
+            members.len()
+        ));
+    }
+    let pca = Pca::fit(data.view(), components, control).map_err(|e| e.to_string())?;
+    pca.transform(data.view()).map_err(|e| e.to_string())
+}
+
+/// Mean of each `factor`×`factor` block (partial blocks at the edges averaged over what
+/// exists), NaN treated as 0 so a bad pixel cannot poison the map.
+fn pool_into(
+    values: &[f32],
+    shape: crate::data::Shape,
+    factor: usize,
+    (h, w): (usize, usize),
+    out: &mut [f32],
+) {
+    let plane = shape.height * shape.width;
+    for c in 0..shape.channels {
+        for oy in 0..h {
+            for ox in 0..w {
+                let (mut sum, mut count) = (0.0f32, 0u32);
+                for y in oy * factor..((oy + 1) * factor).min(shape.height) {
+                    for x in ox * factor..((ox + 1) * factor).min(shape.width) {
+                        let v = values[c * plane + y * shape.width + x];
+                        sum += if v.is_finite() { v } else { 0.0 };
+                        count += 1;
+                    }
+                }
+                if let Some(slot) = out.get_mut(c * h * w + oy * w + ox) {
+                    *slot = sum / count.max(1) as f32;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooling_averages_blocks_and_partial_edges() {
+        let shape = crate::data::Shape {
+            channels: 1,
+            height: 3,
+            width: 3,
+        };
+        let values: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let mut out = vec![0.0; 4];
+        pool_into(&values, shape, 2, (2, 2), &mut out);
+        assert_eq!(out, vec![3.0, 4.5, 7.5, 9.0]);
+    }
+
+    #[test]
+    fn live_metrics_need_two_classes_and_see_separation() {
+        let control = TaskControl::new();
+        let mut coords = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..40 {
+            let class = i % 2;
+            coords.push([class as f32 * 10.0 + (i as f32 * 0.01), (i as f32 * 0.37).sin()]);
+            labels.push(Some(class));
+        }
+        let metrics = live_metrics(&coords, &labels, &control).unwrap();
+        assert!(metrics.neighbourhood_hit > 0.99 && metrics.silhouette > 0.8);
+        assert_eq!(metrics.labelled_members, 40);
+        let one_class: Vec<Option<usize>> = labels.iter().map(|_| Some(0)).collect();
+        assert!(live_metrics(&coords, &one_class, &control).is_none());
+    }
+}

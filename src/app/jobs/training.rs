@@ -1,0 +1,205 @@
+//! A training run as the UI sees it: the trainer's handle, its state, progress with ETA, and
+//! the history of losses the curves draw.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::data::Ensemble;
+use crate::labels::LabelSnapshot;
+use crate::train::{
+    EpochSummary, Losses, LossWeights, Reconstruction, TrainConfig, TrainEvent, Trainer,
+    TrainerHandle,
+};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunState {
+    Starting,
+    Running,
+    Paused,
+    Stopping,
+    Finished,
+    Stopped,
+    Failed(String),
+}
+
+impl RunState {
+    pub fn is_active(&self) -> bool {
+        matches!(self, Self::Starting | Self::Running | Self::Paused | Self::Stopping)
+    }
+}
+
+/// What the UI reacts to beyond the run's own bookkeeping.
+#[derive(Debug)]
+pub enum TrainingUpdate {
+    Latents(crate::train::Latents),
+    /// A message for the notifications (fallback to the CPU, NaN recovery, errors).
+    Notice { text: String, error: bool },
+}
+
+/// Everything the training, loss-curve and reconstruction panels show.
+#[derive(Debug, Default)]
+pub struct TrainingHistory {
+    pub epochs: Vec<EpochSummary>,
+    /// (global step, losses) every few steps.
+    pub steps: Vec<(u64, Losses)>,
+    pub reconstructions: Option<(usize, Vec<Reconstruction>)>,
+}
+
+pub struct TrainingRun {
+    handle: TrainerHandle,
+    pub state: RunState,
+    /// "NVIDIA H200 (Vulkan)" or "CPU (burn flex)", once the trainer has chosen.
+    pub backend: Option<String>,
+    pub history: TrainingHistory,
+    pub epoch: usize,
+    pub step_in_epoch: usize,
+    pub steps_per_epoch: usize,
+    pub first_epoch: usize,
+    pub epochs: usize,
+    pub images_per_sec: Option<f64>,
+    started_at: Option<Instant>,
+}
+
+impl TrainingRun {
+    /// Starts a run (or continues the one in `run_dir`). Setup errors arrive as events.
+    pub fn start(
+        ensemble: Ensemble,
+        labels: LabelSnapshot,
+        config: TrainConfig,
+        run_dir: PathBuf,
+        resume: bool,
+    ) -> std::io::Result<Self> {
+        let handle = match resume {
+            true => Trainer::resume(ensemble, labels, config.clone(), &run_dir)?,
+            false => Trainer::spawn(ensemble, labels, config.clone(), &run_dir)?,
+        };
+        Ok(Self {
+            handle,
+            state: RunState::Starting,
+            backend: None,
+            history: TrainingHistory::default(),
+            epoch: 0,
+            step_in_epoch: 0,
+            steps_per_epoch: 0,
+            first_epoch: 0,
+            epochs: config.epochs,
+            images_per_sec: None,
+            started_at: None,
+        })
+    }
+
+    pub fn pause(&mut self) {
+        self.handle.pause();
+    }
+
+    pub fn resume(&mut self) {
+        self.handle.resume();
+    }
+
+    pub fn stop(&mut self) {
+        if self.state.is_active() {
+            self.state = RunState::Stopping;
+        }
+        self.handle.stop();
+    }
+
+    pub fn update_labels(&self, labels: LabelSnapshot) {
+        self.handle.update_labels(labels);
+    }
+
+    pub fn update_loss_weights(&self, weights: LossWeights) {
+        self.handle.update_loss_weights(weights);
+    }
+
+    /// Reads at most `budget` pending events (so a flood never stalls a frame).
+    pub fn pump(&mut self, budget: usize) -> Vec<TrainingUpdate> {
+        let mut updates = Vec::new();
+        for _ in 0..budget {
+            let Ok(event) = self.handle.try_recv() else {
+                break;
+            };
+            self.absorb(event, &mut updates);
+        }
+        updates
+    }
+
+    fn absorb(&mut self, event: TrainEvent, updates: &mut Vec<TrainingUpdate>) {
+        let notice = |text: String, error: bool| TrainingUpdate::Notice { text, error };
+        match event {
+            TrainEvent::Backend {
+                name,
+                fallback_reason,
+                ..
+            } => {
+                if let Some(reason) = fallback_reason {
+                    updates.push(notice(format!("Training on {name}: {reason}"), false));
+                }
+                self.backend = Some(name);
+            }
+            TrainEvent::Started {
+                steps_per_epoch,
+                first_epoch,
+                epochs,
+                ..
+            } => {
+                self.state = RunState::Running;
+                self.steps_per_epoch = steps_per_epoch;
+                self.first_epoch = first_epoch;
+                self.epoch = first_epoch;
+                self.epochs = epochs;
+                self.started_at = Some(Instant::now());
+            }
+            TrainEvent::Step {
+                epoch,
+                step,
+                global_step,
+                losses,
+                ..
+            } => {
+                self.epoch = epoch;
+                self.step_in_epoch = step + 1;
+                self.history.steps.push((global_step, losses));
+            }
+            TrainEvent::Epoch(summary) => {
+                self.epoch = summary.epoch + 1;
+                self.step_in_epoch = 0;
+                self.images_per_sec = Some(summary.images_per_sec);
+                self.history.epochs.push(summary);
+            }
+            TrainEvent::Reconstructions { epoch, images } => {
+                self.history.reconstructions = Some((epoch, images));
+            }
+            TrainEvent::Latents(latents) => updates.push(TrainingUpdate::Latents(latents)),
+            TrainEvent::Recovered { message, .. } => updates.push(notice(message, false)),
+            TrainEvent::Paused => self.state = RunState::Paused,
+            TrainEvent::Resumed => self.state = RunState::Running,
+            TrainEvent::Finished(_) => self.state = RunState::Finished,
+            TrainEvent::Stopped { .. } => self.state = RunState::Stopped,
+            TrainEvent::Error(message) => {
+                updates.push(notice(format!("Training failed: {message}"), true));
+                self.state = RunState::Failed(message);
+            }
+            TrainEvent::CheckpointWritten { .. }
+            | TrainEvent::LabelsUpdated { .. }
+            | TrainEvent::LossWeightsUpdated { .. } => {}
+        }
+    }
+
+    /// Fraction of the run done, in 0..=1.
+    pub fn progress(&self) -> f32 {
+        let total = self.epochs.saturating_sub(self.first_epoch).max(1) as f32;
+        let within = match self.steps_per_epoch {
+            0 => 0.0,
+            n => self.step_in_epoch as f32 / n as f32,
+        };
+        ((self.epoch.saturating_sub(self.first_epoch)) as f32 + within.min(1.0)) / total
+    }
+
+    /// Time left at the pace so far.
+    pub fn eta(&self) -> Option<Duration> {
+        let elapsed = self.started_at?.elapsed().as_secs_f32();
+        let done = self.progress();
+        (done > 0.01 && self.state == RunState::Running)
+            .then(|| Duration::from_secs_f32(elapsed * (1.0 - done) / done))
+    }
+}

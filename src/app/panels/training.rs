@@ -1,0 +1,366 @@
+//! Training panel: every engine option in a form with the paper's defaults, the run's
+//! controls (Start / Continue / Pause / Resume / Stop), progress with ETA and throughput.
+//! λ changes during a run go to the trainer and apply from the next epoch.
+
+use crate::app::SenseApp;
+use crate::app::jobs::training::{RunState, TrainingRun};
+use crate::app::sense_app::app_train_config;
+use crate::nn::losses::ReconstructionLoss;
+use crate::nn::{ActivationKind, ModelKind};
+use crate::train::{BackendChoice, EarlyStopping, LossWeights, LrScheduler, OptimizerKind, TrainConfig};
+
+/// The form's state: the configuration being edited.
+pub struct TrainForm {
+    pub config: TrainConfig,
+}
+
+impl TrainForm {
+    pub fn from_config(config: &TrainConfig) -> Self {
+        Self {
+            config: config.clone(),
+        }
+    }
+}
+
+pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
+    ui.heading("Training");
+    controls(app, ui);
+    let running = app
+        .ws
+        .as_ref()
+        .and_then(|ws| ws.training.as_ref())
+        .is_some_and(|t| t.state.is_active());
+    let before = loss_weights(&app.form.config);
+    egui::CollapsingHeader::new("Model and loss")
+        .default_open(true)
+        .show(ui, |ui| {
+            // Settings that shape the model cannot change mid-run.
+            ui.add_enabled_ui(!running, |ui| model_form(&mut app.form.config, ui));
+            loss_form(&mut app.form.config, running, ui);
+        });
+    egui::CollapsingHeader::new("Optimisation")
+        .default_open(false)
+        .show(ui, |ui| {
+            ui.add_enabled_ui(!running, |ui| optimisation_form(&mut app.form.config, ui));
+        });
+    let after = loss_weights(&app.form.config);
+    if running
+        && after != before
+        && let Some(run) = app.ws.as_ref().and_then(|ws| ws.training.as_ref())
+    {
+        run.update_loss_weights(after);
+    }
+}
+
+fn loss_weights(config: &TrainConfig) -> LossWeights {
+    LossWeights {
+        lambda_cluster: config.loss.lambda_cluster,
+        lambda_contrastive: config.loss.lambda_contrastive,
+    }
+}
+
+fn controls(app: &mut SenseApp, ui: &mut egui::Ui) {
+    let Some(ws) = app.ws.as_mut() else {
+        return;
+    };
+    let state = ws.training.as_ref().map(|t| t.state.clone());
+    let can_continue = app.session.has_checkpoint();
+    ui.horizontal(|ui| {
+        let idle = state.as_ref().is_none_or(|s| !s.is_active());
+        let ready = ws.labels.is_some();
+        if idle {
+            let start = ui
+                .add_enabled(ready, egui::Button::new("Start"))
+                .on_hover_text("Train a new model (replaces the session's run)");
+            let resume = can_continue
+                && ui
+                    .add_enabled(ready, egui::Button::new("Continue"))
+                    .on_hover_text("Continue the session's run from its last checkpoint")
+                    .clicked();
+            if start.clicked() || resume {
+                let Some(labels) = ws.labels.as_ref() else {
+                    return;
+                };
+                let mut config = app_train_config(&app.form.config, ws.ensemble.len());
+                if resume {
+                    // More epochs than done so far, or the continuation ends at once.
+                    let done = ws.training.as_ref().map_or(0, |t| t.epoch);
+                    config.epochs = config.epochs.max(done + 1);
+                }
+                if let Err(e) = config.validate() {
+                    app.notifications.error(format!("Training settings: {}", e.0));
+                    return;
+                }
+                match TrainingRun::start(
+                    ws.ensemble.clone(),
+                    labels.snapshot.clone(),
+                    config,
+                    app.session.run_dir(),
+                    resume,
+                ) {
+                    Ok(run) => ws.training = Some(run),
+                    Err(e) => app.notifications.error(format!("Cannot start training: {e}")),
+                }
+                app.session.file.train_config = app.form.config.clone();
+            }
+        } else if let Some(run) = ws.training.as_mut() {
+            match run.state {
+                RunState::Paused => {
+                    if ui.button("Resume").clicked() {
+                        run.resume();
+                    }
+                }
+                _ => {
+                    if ui.button("Pause").clicked() {
+                        run.pause();
+                    }
+                }
+            }
+            if ui.button("Stop").clicked() {
+                run.stop();
+            }
+        }
+    });
+    let Some(run) = ws.training.as_ref() else {
+        ui.label("Not trained yet: the map shows the raw pixels (PCA-50, UMAP).");
+        return;
+    };
+    let status = match &run.state {
+        RunState::Starting => "starting…".to_string(),
+        RunState::Running => "training".into(),
+        RunState::Paused => "paused".into(),
+        RunState::Stopping => "stopping after this batch…".into(),
+        RunState::Finished => "finished".into(),
+        RunState::Stopped => "stopped".into(),
+        RunState::Failed(e) => format!("failed: {e}"),
+    };
+    ui.label(status);
+    if run.steps_per_epoch > 0 {
+        ui.add(
+            egui::ProgressBar::new(run.step_in_epoch as f32 / run.steps_per_epoch as f32)
+                .text(format!(
+                    "epoch {}/{} · batch {}/{}",
+                    (run.epoch + 1).min(run.epochs),
+                    run.epochs,
+                    run.step_in_epoch,
+                    run.steps_per_epoch
+                )),
+        );
+        let mut overall = format!("{:.0} % of the run", run.progress() * 100.0);
+        if let Some(eta) = run.eta() {
+            overall.push_str(&format!(" · ETA {}", format_duration(eta.as_secs())));
+        }
+        if let Some(rate) = run.images_per_sec {
+            overall.push_str(&format!(" · {rate:.0} img/s"));
+        }
+        ui.add(egui::ProgressBar::new(run.progress()).text(overall));
+    }
+}
+
+fn format_duration(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min {} s", secs / 60, secs % 60),
+        _ => format!("{} h {} min", secs / 3600, (secs % 3600) / 60),
+    }
+}
+
+fn model_form(config: &mut TrainConfig, ui: &mut egui::Ui) {
+    egui::Grid::new("model-form").num_columns(2).show(ui, |ui| {
+        let model = &mut config.model;
+        ui.label("model");
+        egui::ComboBox::from_id_salt("model-kind")
+            .selected_text(model.kind.name())
+            .show_ui(ui, |ui| {
+                for kind in [ModelKind::Ae, ModelKind::Vae, ModelKind::UnetVae, ModelKind::CnnAe] {
+                    ui.selectable_value(&mut model.kind, kind, kind.name());
+                }
+            });
+        ui.end_row();
+        ui.label("latent size");
+        egui::ComboBox::from_id_salt("latent-dim")
+            .selected_text(model.latent_dim.to_string())
+            .show_ui(ui, |ui| {
+                for dim in [2, 8, 16, 32, 64, 128, 256, 512] {
+                    ui.selectable_value(&mut model.latent_dim, dim, dim.to_string());
+                }
+            });
+        ui.end_row();
+        ui.label("filters");
+        ui.add(egui::DragValue::new(&mut model.filters).range(4..=256));
+        ui.end_row();
+        ui.label("β (VAE)");
+        ui.add_enabled(
+            matches!(model.kind, ModelKind::Vae | ModelKind::UnetVae),
+            egui::DragValue::new(&mut model.beta).range(0.0..=100.0).speed(0.05),
+        );
+        ui.end_row();
+        ui.label("dropout");
+        ui.add(egui::Slider::new(&mut model.dropout, 0.0..=0.9));
+        ui.end_row();
+        ui.label("batch norm");
+        ui.checkbox(&mut model.batch_norm, "");
+        ui.end_row();
+        ui.label("activation");
+        let name = |a: Option<ActivationKind>| match a {
+            None => "published".to_string(),
+            Some(a) => format!("{a:?}"),
+        };
+        egui::ComboBox::from_id_salt("activation")
+            .selected_text(name(model.activation))
+            .show_ui(ui, |ui| {
+                for a in [
+                    None,
+                    Some(ActivationKind::Relu),
+                    Some(ActivationKind::LeakyRelu),
+                    Some(ActivationKind::Elu),
+                    Some(ActivationKind::Selu),
+                ] {
+                    ui.selectable_value(&mut model.activation, a, name(a));
+                }
+            });
+        ui.end_row();
+    });
+}
+
+fn loss_form(config: &mut TrainConfig, running: bool, ui: &mut egui::Ui) {
+    egui::Grid::new("loss-form").num_columns(2).show(ui, |ui| {
+        ui.label("λ_cl (soft silhouette)");
+        ui.add(egui::Slider::new(&mut config.loss.lambda_cluster, 0.0..=2.0))
+            .on_hover_text("Changes during a run apply from the next epoch");
+        ui.end_row();
+        ui.label("λ_con (contrastive)");
+        ui.add(egui::Slider::new(&mut config.loss.lambda_contrastive, 0.0..=2.0))
+            .on_hover_text("Changes during a run apply from the next epoch");
+        ui.end_row();
+        ui.add_enabled_ui(!running, |ui| ui.label("reconstruction"));
+        ui.add_enabled_ui(!running, |ui| {
+            let mut ssim = matches!(config.loss.reconstruction, ReconstructionLoss::MseSsim { .. });
+            if ui.checkbox(&mut ssim, "MSE + SSIM").changed() {
+                config.loss.reconstruction = match ssim {
+                    true => ReconstructionLoss::MseSsim {
+                        alpha: 0.5,
+                        ssim: Default::default(),
+                    },
+                    false => ReconstructionLoss::Mse,
+                };
+            }
+            if let ReconstructionLoss::MseSsim { alpha, .. } = &mut config.loss.reconstruction {
+                ui.add(egui::Slider::new(alpha, 0.0..=1.0).text("α"));
+            }
+        });
+        ui.end_row();
+    });
+}
+
+fn optimisation_form(config: &mut TrainConfig, ui: &mut egui::Ui) {
+    egui::Grid::new("optim-form").num_columns(2).show(ui, |ui| {
+        ui.label("epochs");
+        ui.add(egui::DragValue::new(&mut config.epochs).range(1..=10_000));
+        ui.end_row();
+        ui.label("batch size");
+        ui.add(egui::DragValue::new(&mut config.optimizer.batch_size).range(1..=4096));
+        ui.end_row();
+        ui.label("learning rate");
+        ui.add(
+            egui::DragValue::new(&mut config.optimizer.learning_rate)
+                .range(1e-6..=1.0)
+                .speed(1e-5)
+                .max_decimals(6),
+        );
+        ui.end_row();
+        ui.label("optimiser");
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut config.optimizer.kind, OptimizerKind::Adam, "Adam");
+            ui.selectable_value(&mut config.optimizer.kind, OptimizerKind::Sgd, "SGD");
+        });
+        ui.end_row();
+        ui.label("weight decay");
+        ui.add(
+            egui::DragValue::new(&mut config.optimizer.weight_decay)
+                .range(0.0..=1.0)
+                .speed(1e-4),
+        );
+        ui.end_row();
+        ui.label("LR schedule");
+        let schedule = &mut config.schedule.lr_scheduler;
+        let name = match schedule {
+            LrScheduler::None => "constant",
+            LrScheduler::Step { .. } => "step",
+            LrScheduler::Cosine { .. } => "cosine",
+            LrScheduler::ReduceOnPlateau { .. } => "reduce on plateau",
+        };
+        egui::ComboBox::from_id_salt("lr-schedule")
+            .selected_text(name)
+            .show_ui(ui, |ui| {
+                let options = [
+                    (LrScheduler::None, "constant"),
+                    (
+                        LrScheduler::Step {
+                            every_epochs: 10,
+                            gamma: 0.5,
+                        },
+                        "step",
+                    ),
+                    (LrScheduler::Cosine { min_lr: 1e-6 }, "cosine"),
+                    (
+                        LrScheduler::ReduceOnPlateau {
+                            factor: 0.5,
+                            patience: 3,
+                            min_lr: 1e-6,
+                        },
+                        "reduce on plateau",
+                    ),
+                ];
+                for (option, label) in options {
+                    let selected = std::mem::discriminant(schedule) == std::mem::discriminant(&option);
+                    if ui.selectable_label(selected, label).clicked() && !selected {
+                        *schedule = option;
+                    }
+                }
+            });
+        ui.end_row();
+        ui.label("early stopping");
+        let mut enabled = config.schedule.early_stopping.is_some();
+        ui.horizontal(|ui| {
+            if ui.checkbox(&mut enabled, "").changed() {
+                config.schedule.early_stopping = enabled.then(EarlyStopping::default);
+            }
+            if let Some(stop) = &mut config.schedule.early_stopping {
+                ui.add(egui::DragValue::new(&mut stop.patience).range(1..=100).suffix(" epochs"));
+            }
+        });
+        ui.end_row();
+        ui.label("KL warm-up");
+        ui.add(
+            egui::DragValue::new(&mut config.schedule.kl_warmup_epochs)
+                .range(0.0..=100.0)
+                .suffix(" epochs"),
+        );
+        ui.end_row();
+        ui.label("pre-train (rec. only)");
+        ui.add(
+            egui::DragValue::new(&mut config.schedule.pretrain_epochs)
+                .range(0..=100)
+                .suffix(" epochs"),
+        );
+        ui.end_row();
+        ui.label("validation share");
+        ui.add(egui::Slider::new(&mut config.data.val_fraction, 0.0..=0.5));
+        ui.end_row();
+        ui.label("backend");
+        ui.horizontal(|ui| {
+            for (choice, label) in [
+                (BackendChoice::Auto, "auto"),
+                (BackendChoice::Gpu, "GPU"),
+                (BackendChoice::Cpu, "CPU"),
+            ] {
+                ui.selectable_value(&mut config.backend, choice, label);
+            }
+        });
+        ui.end_row();
+        ui.label("seed");
+        ui.add(egui::DragValue::new(&mut config.seed));
+        ui.end_row();
+    });
+}

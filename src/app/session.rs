@@ -1,0 +1,208 @@
+//! A session: one directory holding everything about exploring one dataset, so closing the
+//! app loses nothing and a colleague can open the same state.
+//!
+//! ```text
+//! SESSION/session.json      dataset spec, training form, map settings (serde JSON)
+//! SESSION/labels.csv        the label store (saved atomically on every change)
+//! SESSION/run/              the training run (config.toml, metrics.jsonl, checkpoints)
+//! SESSION/layout.npy        the last map layout (+ layout.ids.csv)
+//! SESSION/exports/          figures, embeddings and selections the user exported
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::train::TrainConfig;
+
+pub const SESSION_FILE: &str = "session.json";
+const SESSION_VERSION: u32 = 1;
+
+/// What `session.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionFile {
+    pub version: u32,
+    /// How to open the data again: `sample:channels`, a folder, a file.
+    pub dataset: String,
+    /// A labels file given with the data, imported into the label store once.
+    pub dataset_labels: Option<PathBuf>,
+    pub train_config: TrainConfig,
+    /// The map shows at most this many members (the hand-labelled ones always).
+    pub map_max_members: usize,
+    /// Pseudo-labels at or above this confidence count as labels for training and metrics.
+    pub pseudo_threshold: f32,
+}
+
+impl Default for SessionFile {
+    fn default() -> Self {
+        Self {
+            version: SESSION_VERSION,
+            dataset: super::DEFAULT_DATASET.to_string(),
+            dataset_labels: None,
+            train_config: TrainConfig::default(),
+            map_max_members: 10_000,
+            pseudo_threshold: 0.9,
+        }
+    }
+}
+
+/// An open session directory.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub dir: PathBuf,
+    pub file: SessionFile,
+}
+
+/// Where sessions live unless the user names a directory: `$SENSE_HOME/sessions`, else
+/// `$XDG_DATA_HOME/sense/sessions`, else `~/.local/share/sense/sessions`.
+pub fn default_sessions_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("SENSE_HOME") {
+        return PathBuf::from(home).join("sessions");
+    }
+    let data_home = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir);
+    data_home.join("sense").join("sessions")
+}
+
+/// A directory name for a dataset spec: `sample:channels` → `sample-channels`.
+fn dir_name_for(spec: &str) -> String {
+    let name: String = spec
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(spec)
+        .chars()
+        .map(|c| match c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+            true => c,
+            false => '-',
+        })
+        .collect();
+    match name.trim_matches('-').is_empty() {
+        true => "dataset".to_string(),
+        false => name,
+    }
+}
+
+impl Session {
+    /// `open` is a session directory, a dataset spec, or nothing (the default sample). A
+    /// dataset reuses its session in `session_dir` (or the default place) when there is one.
+    pub fn open_or_create(open: Option<&str>, session_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        if let Some(path) = open
+            && Path::new(path).join(SESSION_FILE).is_file()
+        {
+            return Self::load(Path::new(path));
+        }
+        let spec = open.unwrap_or(super::DEFAULT_DATASET);
+        let dir = session_dir.unwrap_or_else(|| default_sessions_dir().join(dir_name_for(spec)));
+        if dir.join(SESSION_FILE).is_file() {
+            let session = Self::load(&dir)?;
+            if session.file.dataset == spec {
+                return Ok(session);
+            }
+            anyhow::bail!(
+                "{}: this session belongs to {}, not {spec}; choose another --session directory",
+                dir.display(),
+                session.file.dataset
+            );
+        }
+        let session = Self {
+            dir,
+            file: SessionFile {
+                dataset: spec.to_string(),
+                ..SessionFile::default()
+            },
+        };
+        session.save()?;
+        Ok(session)
+    }
+
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join(SESSION_FILE);
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+        let file: SessionFile = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a SENSE session file", path.display()))?;
+        if file.version > SESSION_VERSION {
+            anyhow::bail!(
+                "{}: session version {} is newer than this SENSE Explorer understands ({})",
+                path.display(),
+                file.version,
+                SESSION_VERSION
+            );
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            file,
+        })
+    }
+
+    /// Writes `session.json` atomically (creating the directory).
+    pub fn save(&self) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        let text = serde_json::to_string_pretty(&self.file)?;
+        crate::train::run_dir::write_atomic(&self.dir.join(SESSION_FILE), text.as_bytes())
+            .map_err(anyhow::Error::from)
+    }
+
+    pub fn labels_path(&self) -> PathBuf {
+        self.dir.join("labels.csv")
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.join("run")
+    }
+
+    pub fn layout_path(&self) -> PathBuf {
+        self.dir.join("layout.npy")
+    }
+
+    pub fn exports_dir(&self) -> PathBuf {
+        self.dir.join("exports")
+    }
+
+    /// Whether the run directory holds a checkpoint to continue from.
+    pub fn has_checkpoint(&self) -> bool {
+        self.run_dir().join("checkpoint").is_dir()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dataset_specs_become_safe_directory_names() {
+        assert_eq!(dir_name_for("sample:channels"), "sample-channels");
+        assert_eq!(dir_name_for("/data/drops/"), "drops");
+        assert_eq!(dir_name_for("/data/x y.npy"), "x-y.npy");
+        assert_eq!(dir_name_for("::"), "dataset");
+    }
+
+    #[test]
+    fn a_session_round_trips_and_is_reused_for_its_dataset() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("s");
+        let mut created = Session::open_or_create(Some("sample:mnist"), Some(dir.clone())).unwrap();
+        created.file.map_max_members = 1234;
+        created.save().unwrap();
+        let again = Session::open_or_create(Some("sample:mnist"), Some(dir.clone())).unwrap();
+        assert_eq!(again.file, created.file);
+        let by_dir = Session::open_or_create(Some(dir.to_str().unwrap()), None).unwrap();
+        assert_eq!(by_dir.file.map_max_members, 1234);
+        let other = Session::open_or_create(Some("sample:channels"), Some(dir));
+        assert!(other.unwrap_err().to_string().contains("belongs to sample:mnist"));
+    }
+
+    #[test]
+    fn a_corrupt_session_file_names_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join(SESSION_FILE), "{not json").unwrap();
+        let error = Session::load(tmp.path()).unwrap_err();
+        assert!(format!("{error:#}").contains("session.json"));
+    }
+}
