@@ -2,6 +2,7 @@
 //! latent space. See `ARCHITECTURE.md` for how the modules fit together.
 
 pub mod analysis;
+pub mod app;
 pub mod classify;
 pub mod cli;
 pub mod data;
