@@ -73,6 +73,8 @@ pub struct MapState {
     pub errors: Option<Vec<f32>>,
     pub colour_mode: ColourMode,
     pub selection: BTreeSet<usize>,
+    /// The layout was the session's saved one (no projection ran yet).
+    pub restored: bool,
 }
 
 impl MapState {
@@ -86,6 +88,7 @@ impl MapState {
         self.ids = map.ids;
         self.coords = Arc::new(map.coords);
         self.epoch = map.epoch;
+        self.restored = false;
         self.metrics = map.metrics;
         self.projection = Some((map.elapsed_secs, map.warm_started));
         if let (Some(epoch), Some(metrics)) = (map.epoch, map.metrics) {

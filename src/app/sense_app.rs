@@ -329,6 +329,7 @@ impl SenseApp {
                 ws.map.members = members;
                 ws.map.ids = Arc::new(ids);
                 ws.map.coords = Arc::new(coords);
+                ws.map.restored = true;
                 ws.colours_dirty = true;
                 self.scatter.set_points(
                     ws.map.coords.clone(),

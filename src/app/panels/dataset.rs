@@ -23,7 +23,11 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
     let shape = ws.ensemble.shape();
     egui::Grid::new("dataset-facts").num_columns(2).show(ui, |ui| {
         ui.label("name");
-        ui.label(&app.session.file.dataset);
+        let spec = &app.session.file.dataset;
+        let name = std::path::Path::new(spec)
+            .file_name()
+            .map_or(spec.clone(), |n| n.to_string_lossy().into_owned());
+        ui.label(name).on_hover_text(spec);
         ui.end_row();
         ui.label("members");
         ui.label(ws.ensemble.len().to_string());

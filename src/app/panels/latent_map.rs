@@ -85,6 +85,7 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
     let title = match ws.map.epoch {
         Some(epoch) => format!("latents of epoch {}", epoch + 1),
         None if ws.map.is_empty() => "computing the first map…".into(),
+        None if ws.map.restored => "the session's last layout".into(),
         None => "raw pixels (PCA-50, UMAP), before training".into(),
     };
     ui.horizontal(|ui| {
