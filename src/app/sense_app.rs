@@ -85,6 +85,7 @@ pub struct SenseApp {
     pub(crate) map_rect: Option<egui::Rect>,
     quit_after_first_map: bool,
     last_autosave: Instant,
+    started: Instant,
 }
 
 impl SenseApp {
@@ -124,6 +125,7 @@ impl SenseApp {
             map_rect: None,
             quit_after_first_map: options.quit_after_first_map,
             last_autosave: Instant::now(),
+            started: Instant::now(),
         }
     }
 
@@ -450,8 +452,14 @@ impl eframe::App for SenseApp {
         }
         self.notifications.show(&ctx);
         self.autosave();
-        if self.quit_after_first_map && self.map_points() > 0 {
+        if self.quit_after_first_map && self.is_settled() {
+            eprintln!(
+                "first map: {} members, {:.1} s after start",
+                self.map_points(),
+                self.started.elapsed().as_secs_f32()
+            );
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            self.quit_after_first_map = false;
         }
         // Workers report through channels, not the event loop: poll while anything runs.
         let busy = self.loading.is_some()
