@@ -11,9 +11,10 @@
 //!
 //! ```text
 //! cargo run --release --example scatter_frame -- [--points 135000] [--frames 60]
-//!     [--cpu-only | --gpu-only]
+//!     [--cpu-only | --gpu-only] [--png DIR]
 //! ```
-//! The plot is 1280×800 points at 1 pixel per point. On a machine without a GPU, wgpu picks a
+//! `--png DIR` writes the first measured frame of each path (`cpu.png`: the splat image alone,
+//! `gpu.png`: the whole rendered frame) to look at. The plot is 1280×800 points at 1 pixel per point. On a machine without a GPU, wgpu picks a
 //! software adapter (Mesa lavapipe); the adapter is printed so the numbers are never confused.
 
 use std::f32::consts::TAU;
@@ -40,6 +41,8 @@ struct Args {
     points: usize,
     frames: usize,
     cpu: bool,
+    /// Where to write the first frame of each path as PNG, to compare them by eye.
+    png_dir: Option<std::path::PathBuf>,
     gpu: bool,
 }
 
@@ -49,6 +52,7 @@ impl Args {
             points: 135_000,
             frames: 60,
             cpu: true,
+            png_dir: None,
             gpu: true,
         };
         let mut it = std::env::args().skip(1);
@@ -66,6 +70,9 @@ impl Args {
                 "--frames" => args.frames = number("--frames")?.max(1),
                 "--cpu-only" => args.gpu = false,
                 "--gpu-only" => args.cpu = false,
+                "--png" => {
+                    args.png_dir = Some(it.next().context("--png needs a directory")?.into())
+                }
                 other => bail!(
                     "unknown argument `{other}` (see the doc comment of bench/scatter_frame.rs)"
                 ),
@@ -137,6 +144,13 @@ fn summary(samples_ms: &mut [f64]) -> (f64, f64, f64) {
     )
 }
 
+fn save_png(path: &std::path::Path, rgba: &[u8], width: u32, height: u32) {
+    match image::save_buffer(path, rgba, width, height, image::ExtendedColorType::Rgba8) {
+        Ok(()) => println!("wrote {}", path.display()),
+        Err(err) => eprintln!("could not write {}: {err}", path.display()),
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -163,6 +177,23 @@ fn bench_cpu(args: &Args, positions: &Arc<Vec<[f32; 2]>>, colours: &Arc<Vec<Colo
         let primitives = ctx.tessellate(output.shapes, output.pixels_per_point);
         frame_ms.push(ms(start.elapsed()));
         std::hint::black_box(primitives);
+        if frame == 0
+            && let Some(dir) = &args.png_dir
+            && let Some(egui::ImageData::Color(image)) = output
+                .textures_delta
+                .set
+                .values()
+                .flatten()
+                .map(|d| &d.image)
+                .find(|i| i.width() > 1000)
+        {
+            save_png(
+                &dir.join("cpu.png"),
+                image.as_raw(),
+                image.width() as u32,
+                image.height() as u32,
+            );
+        }
         uploaded_px += output
             .textures_delta
             .set
@@ -402,6 +433,9 @@ fn bench_gpu(
         gpu.frame(&ctx, raw_input(frame), &mut plot)?;
     }
     let pixels = gpu.read_back()?;
+    if let Some(dir) = &args.png_dir {
+        save_png(&dir.join("gpu.png"), &pixels, WIDTH_PX, HEIGHT_PX);
+    }
     let background = [pixels[0], pixels[1], pixels[2], pixels[3]];
     let drawn = pixels.chunks_exact(4).filter(|p| *p != background).count();
     println!(
