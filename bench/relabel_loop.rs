@@ -4,10 +4,11 @@
 //! and compare the neighbourhood hit with a control run that got no relabel.
 //!
 //! The "confused group" is what a scientist brushes: in the live map (a 10,000-member
-//! subsample, hand-labelled members kept), the members that sit among another class — their
-//! 17 nearest map neighbours mostly carry a different training label than the generator's
-//! truth — for the most common (true class, neighbours' class) pair; they are relabelled by
-//! hand to their true class (the scientist recognises them from the thumbnails).
+//! subsample, hand-labelled members kept), the members that sit among another class — most of
+//! their labelled neighbours among the 17 nearest (at least 5 labelled) carry a different
+//! training label than the generator's truth — for the most common (true class, neighbours'
+//! class) pair; they are relabelled by hand to their true class (the scientist recognises
+//! them from the thumbnails).
 //!
 //! ```text
 //! cargo run --release --example relabel_loop -- [--backend cpu|gpu|auto]
@@ -32,6 +33,9 @@ const K: usize = 17;
 const MAP_MEMBERS: usize = 10_000;
 const HELDOUT_MEMBERS: usize = 2_500;
 const THRESHOLD: f32 = 0.9;
+/// A point counts as "among another class" only if this many of its map neighbours carry a
+/// training label (with hand labels alone most of the map is unlabelled).
+const MIN_LABELLED_NEIGHBOURS: usize = 5;
 
 struct Args {
     backend: BackendChoice,
@@ -89,8 +93,12 @@ fn scores(latents: &Latents, members: &[usize], classes: &[usize]) -> Result<(f6
 }
 
 fn rows_of(latents: &Latents, members: &[usize]) -> Result<Array2<f32>> {
-    let row_of: HashMap<usize, usize> =
-        latents.members.iter().enumerate().map(|(r, &m)| (m, r)).collect();
+    let row_of: HashMap<usize, usize> = latents
+        .members
+        .iter()
+        .enumerate()
+        .map(|(r, &m)| (m, r))
+        .collect();
     let dim = latents.dim;
     let mut values = Vec::with_capacity(members.len() * dim);
     for m in members {
@@ -138,7 +146,10 @@ fn confused_group(
         let mut d: Vec<(f32, usize)> = (0..map.len())
             .filter(|&j| j != i)
             .map(|j| {
-                let (dx, dy) = (coords[[i, 0]] - coords[[j, 0]], coords[[i, 1]] - coords[[j, 1]]);
+                let (dx, dy) = (
+                    coords[[i, 0]] - coords[[j, 0]],
+                    coords[[i, 1]] - coords[[j, 1]],
+                );
                 (dx * dx + dy * dy, j)
             })
             .collect();
@@ -149,9 +160,12 @@ fn confused_group(
                 *votes.entry(l.as_str()).or_default() += 1;
             }
         }
+        // What the scientist sees: the point's neighbourhood is coloured as another class.
+        let labelled: usize = votes.values().sum();
         if let Some((&majority, &count)) = votes.iter().max_by_key(|(_, c)| **c)
             && majority != true_class
-            && count * 2 > K
+            && labelled >= MIN_LABELLED_NEIGHBOURS
+            && count * 2 > labelled
         {
             groups
                 .entry((true_class.to_string(), majority.to_string()))
@@ -240,11 +254,20 @@ fn main() -> Result<()> {
         }
         let mut store = LabelStore::create(&path)?;
         let labels = ensemble.labels.as_ref().context("no hand labels")?;
-        store.import_manual(labels, |i| ensemble.member_id(i), Provenance::sample("channels"))?;
+        store.import_manual(
+            labels,
+            |i| ensemble.member_id(i),
+            Provenance::sample("channels"),
+        )?;
         Ok(store)
     };
     let hand: Vec<usize> = (0..ensemble.len())
-        .filter(|&m| ensemble.labels.as_ref().is_some_and(|l| l.per_member[m].is_some()))
+        .filter(|&m| {
+            ensemble
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.per_member[m].is_some())
+        })
         .collect();
     let hand_classes: Vec<usize> = hand
         .iter()
@@ -272,29 +295,61 @@ fn main() -> Result<()> {
 
     let mut group = Vec::new();
     let mut relabel_store = open_store("relabel")?;
-    let (before, after) = run("relabel", &ensemble, &mut relabel_store, &config, &args, |latents, store| {
-        let (members, true_class) = confused_group(latents, &ensemble, store, &hand)?;
-        let ids: Vec<String> = members.iter().map(|&m| ensemble.member_id(m)).collect();
-        store.set_manual(&ids, &true_class, Provenance::user("relabel-loop"))?;
-        group = members;
-        Ok(true)
-    })?;
+    let (before, after) = run(
+        "relabel",
+        &ensemble,
+        &mut relabel_store,
+        &config,
+        &args,
+        |latents, store| {
+            let (members, true_class) = confused_group(latents, &ensemble, store, &hand)?;
+            let ids: Vec<String> = members.iter().map(|&m| ensemble.member_id(m)).collect();
+            store.set_manual(&ids, &true_class, Provenance::user("relabel-loop"))?;
+            group = members;
+            Ok(true)
+        },
+    )?;
     let mut control_store = open_store("control")?;
-    let (_, control) = run("control", &ensemble, &mut control_store, &config, &args, |_, _| Ok(false))?;
+    let (_, control) = run(
+        "control",
+        &ensemble,
+        &mut control_store,
+        &config,
+        &args,
+        |_, _| Ok(false),
+    )?;
 
     let group_classes: Vec<usize> = group
         .iter()
         .map(|&m| class_index[truth.class_name(m).unwrap_or_default()])
         .collect();
     println!();
-    println!("neighbourhood hit (k = {K}) / silhouette in a fresh UMAP of each member set, true classes");
-    println!("{:<34} {:>16} {:>16} {:>16}", "", "hand-labelled", "held-out 2,500", "+ group");
+    println!(
+        "neighbourhood hit (k = {K}) / silhouette in a fresh UMAP of each member set, true classes"
+    );
+    println!(
+        "{:<34} {:>16} {:>16} {:>16}",
+        "", "hand-labelled", "held-out 2,500", "+ group"
+    );
     let mixed: Vec<usize> = heldout.iter().chain(&group).copied().collect();
-    let mixed_classes: Vec<usize> = heldout_classes.iter().chain(&group_classes).copied().collect();
+    let mixed_classes: Vec<usize> = heldout_classes
+        .iter()
+        .chain(&group_classes)
+        .copied()
+        .collect();
     for (name, latents) in [
-        (format!("epoch {} (before the relabel)", args.before), &before),
-        (format!("epoch {}, relabelled", args.before + args.after), &after),
-        (format!("epoch {}, control (no relabel)", args.before + args.after), &control),
+        (
+            format!("epoch {} (before the relabel)", args.before),
+            &before,
+        ),
+        (
+            format!("epoch {}, relabelled", args.before + args.after),
+            &after,
+        ),
+        (
+            format!("epoch {}, control (no relabel)", args.before + args.after),
+            &control,
+        ),
     ] {
         let (h, hs) = scores(latents, &hand, &hand_classes)?;
         let (o, os) = scores(latents, &heldout, &heldout_classes)?;

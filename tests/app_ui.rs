@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
-use npyz::WriterBuilder;
 use egui_kittest::kittest::Queryable;
+use npyz::WriterBuilder;
 use sense::app::{AppOptions, SenseApp, Session};
 use sense::train::BackendChoice;
 
@@ -110,7 +110,9 @@ fn train_brush_relabel_and_undo() {
     assert_eq!(imported.manual_count(), MEMBERS / 4);
 
     harness.get_by_label("Start").click();
-    step_until(&mut harness, "loss points", 2 * minute, |app| app.loss_points() > 0);
+    step_until(&mut harness, "loss points", 2 * minute, |app| {
+        app.loss_points() > 0
+    });
     step_until(&mut harness, "a map of latents", 3 * minute, |app| {
         app.map_epoch().is_some() && app.is_settled()
     });
@@ -145,7 +147,11 @@ fn train_brush_relabel_and_undo() {
     });
     let relabelled = harness.state().labels().unwrap();
     for &member in &selection {
-        assert_eq!(relabelled.manual[member], Some(0), "member {member} not relabelled");
+        assert_eq!(
+            relabelled.manual[member],
+            Some(0),
+            "member {member} not relabelled"
+        );
     }
     let after = store_text(&session_dir);
     assert_ne!(after, before);
@@ -156,13 +162,17 @@ fn train_brush_relabel_and_undo() {
     assert!(relabelled.undo.is_some());
     harness.get_by_label("Undo").click();
     step_until(&mut harness, "the undo", minute, |app| {
-        app.labels().is_some_and(|l| l.revision > relabelled.revision)
+        app.labels()
+            .is_some_and(|l| l.revision > relabelled.revision)
     });
     assert_eq!(store_text(&session_dir), before);
 
     // Redo and undo again by keyboard.
     let undone = harness.state().labels().unwrap().revision;
-    harness.key_press_modifiers(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, egui::Key::Z);
+    harness.key_press_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+        egui::Key::Z,
+    );
     step_until(&mut harness, "the redo", minute, |app| {
         app.labels().is_some_and(|l| l.revision > undone)
     });
@@ -175,8 +185,14 @@ fn train_brush_relabel_and_undo() {
     assert_eq!(store_text(&session_dir), before);
 
     harness.get_by_label("Stop").click();
-    step_until(&mut harness, "training to stop", minute, |app| !app.is_training());
-    assert!(harness.state().errors().is_empty(), "{:?}", harness.state().errors());
+    step_until(&mut harness, "training to stop", minute, |app| {
+        !app.is_training()
+    });
+    assert!(
+        harness.state().errors().is_empty(),
+        "{:?}",
+        harness.state().errors()
+    );
 }
 
 #[test]
@@ -187,16 +203,22 @@ fn main_layout_snapshot() {
     let coords = ndarray::Array2::from_shape_fn((MEMBERS, 2), |(i, j)| {
         let angle = i as f32 * 0.137;
         let radius = 1.0 + (i % 4) as f32;
-        if j == 0 { radius * angle.cos() } else { radius * angle.sin() }
+        if j == 0 {
+            radius * angle.cos()
+        } else {
+            radius * angle.sin()
+        }
     });
     sense::data::matrix::write_npy_matrix(&session.layout_path(), coords.view()).unwrap();
     let ids: Vec<String> = (0..MEMBERS).map(|i| i.to_string()).collect();
-    sense::data::matrix::write_ids(&session.layout_path().with_extension("ids.csv"), &ids)
-        .unwrap();
+    sense::data::matrix::write_ids(&session.layout_path().with_extension("ids.csv"), &ids).unwrap();
     let mut harness = harness(session);
-    step_until(&mut harness, "the saved map", Duration::from_secs(60), |app| {
-        app.is_settled()
-    });
+    step_until(
+        &mut harness,
+        "the saved map",
+        Duration::from_secs(60),
+        |app| app.is_settled(),
+    );
     harness.run_steps(5);
     harness.snapshot("main_layout");
 }

@@ -103,11 +103,7 @@ impl Thumbnails {
             .read_f32(member, &mut values)
             .map_err(|e| e.to_string())?;
         let image = to_color_image(&values, shape, None);
-        let texture = ctx.load_texture(
-            format!("member-{member}"),
-            image,
-            TextureOptions::NEAREST,
-        );
+        let texture = ctx.load_texture(format!("member-{member}"), image, TextureOptions::NEAREST);
         if self.order.len() >= self.capacity {
             let oldest = self.order.remove(0);
             self.textures.remove(&oldest);

@@ -14,11 +14,22 @@ use crate::labels::{LabelSnapshot, LabelStore, Provenance};
 /// A change the user asks for. Members are ensemble indices.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LabelEdit {
-    SetManual { members: Vec<usize>, class: String },
-    ClearManual { members: Vec<usize> },
+    SetManual {
+        members: Vec<usize>,
+        class: String,
+    },
+    ClearManual {
+        members: Vec<usize>,
+    },
     AddClass(String),
-    RenameClass { old: String, new: String },
-    MergeClasses { from: Vec<String>, into: String },
+    RenameClass {
+        old: String,
+        new: String,
+    },
+    MergeClasses {
+        from: Vec<String>,
+        into: String,
+    },
     Undo,
     Redo,
     /// Another writer (the pseudo-labeller) changed the store: send a fresh view.
@@ -133,7 +144,9 @@ impl LabelKeeper {
 
 fn lock(store: &Mutex<LabelStore>) -> MutexGuard<'_, LabelStore> {
     // A panic elsewhere while holding the lock leaves the store as it was last saved.
-    store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    store
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn keep(
@@ -218,7 +231,10 @@ fn view_of(store: &LabelStore, ids: &[String], threshold: f32) -> LabelView {
         let mut lines = Vec::new();
         if let Some(label) = store.manual(id) {
             manual[member] = index_of.get(label.class).copied();
-            lines.push(format!("manual '{}' — {}", label.class, label.provenance.source));
+            lines.push(format!(
+                "manual '{}' — {}",
+                label.class, label.provenance.source
+            ));
         }
         if let Some(label) = store.pseudo(id) {
             pseudo[member] = index_of.get(label.class).map(|&class| PseudoInfo {

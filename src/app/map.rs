@@ -175,9 +175,7 @@ impl MapState {
             (colours, Legend::Classes(legend))
         };
         let (colours, legend) = match (self.colour_mode, labels) {
-            (ColourMode::Label, Some(l)) => {
-                classes_legend(&|r| l.effective(self.members[r]), l)
-            }
+            (ColourMode::Label, Some(l)) => classes_legend(&|r| l.effective(self.members[r]), l),
             (ColourMode::Manual, Some(l)) => {
                 classes_legend(&|r| l.manual.get(self.members[r]).copied().flatten(), l)
             }
@@ -233,7 +231,11 @@ impl MapState {
             (ColourMode::Parameter(i), _) => match parameters {
                 Some(p) if i < p.names.len() => continuous(
                     &p.names[i],
-                    &self.members.iter().map(|&m| p.value(m, i)).collect::<Vec<_>>(),
+                    &self
+                        .members
+                        .iter()
+                        .map(|&m| p.value(m, i))
+                        .collect::<Vec<_>>(),
                 ),
                 _ => missing(rows, "this dataset has no such parameter"),
             },
@@ -316,7 +318,10 @@ mod tests {
         m.select_rows(&[0, 1], SelectionOp::Replace);
         m.select_rows(&[2], SelectionOp::Add);
         m.select_rows(&[0], SelectionOp::Subtract);
-        assert_eq!(m.selection.iter().copied().collect::<Vec<_>>(), vec![11, 12]);
+        assert_eq!(
+            m.selection.iter().copied().collect::<Vec<_>>(),
+            vec![11, 12]
+        );
         assert_eq!(m.selected_rows(), vec![1, 2]);
         m.members = vec![12, 99];
         assert_eq!(m.selected_rows(), vec![0]);

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use ndarray::Array2;
 
+use super::AppOptions;
 use super::images::Thumbnails;
 use super::jobs::background::{Job, take_finished};
 use super::jobs::projection::{MapInput, ProjectionEvent, ProjectionRequest, ProjectionWorker};
@@ -17,7 +18,6 @@ use super::notifications::Notifications;
 use super::panels;
 use super::scatter::{ScatterBackend, ScatterPlot};
 use super::session::Session;
-use super::AppOptions;
 use crate::data::{Ensemble, OpenOptions};
 use crate::labels::{LabelStore, Provenance};
 use crate::projection::{PreviousLayout, live_subsample};
@@ -207,7 +207,10 @@ impl SenseApp {
                 LabelEvent::Changed(view) => {
                     if let Some(run) = &ws.training
                         && run.state.is_active()
-                        && ws.labels.as_ref().is_none_or(|old| old.revision != view.revision)
+                        && ws
+                            .labels
+                            .as_ref()
+                            .is_none_or(|old| old.revision != view.revision)
                     {
                         run.update_labels(view.snapshot.clone());
                     }
@@ -298,13 +301,15 @@ impl SenseApp {
             layout,
         } = loaded;
         if let Some(n) = imported {
-            self.notifications
-                .info(format!("Imported {n} hand labels into the session's label store"));
+            self.notifications.info(format!(
+                "Imported {n} hand labels into the session's label store"
+            ));
         }
-        let keeper = match LabelKeeper::start(ensemble.clone(), store, self.session.file.pseudo_threshold) {
-            Ok(keeper) => keeper,
-            Err(e) => return self.notifications.error(format!("Cannot start: {e}")),
-        };
+        let keeper =
+            match LabelKeeper::start(ensemble.clone(), store, self.session.file.pseudo_threshold) {
+                Ok(keeper) => keeper,
+                Err(e) => return self.notifications.error(format!("Cannot start: {e}")),
+            };
         let projection = match ProjectionWorker::start() {
             Ok(worker) => worker,
             Err(e) => return self.notifications.error(format!("Cannot start: {e}")),
@@ -356,7 +361,8 @@ impl SenseApp {
         self.session.file.train_config = self.form.config.clone();
         // A small JSON file: written atomically, fast enough for the UI thread.
         if let Err(e) = self.session.save() {
-            self.notifications.error(format!("Session not saved: {e:#}"));
+            self.notifications
+                .error(format!("Session not saved: {e:#}"));
         }
     }
 
@@ -565,7 +571,12 @@ fn metric_labels(ws: &Workspace, members: &[usize]) -> Vec<Option<usize>> {
             .iter()
             .map(|&m| {
                 let labels = ws.ensemble.labels.as_ref()?;
-                labels.per_member.get(m).copied().flatten().map(|c| c as usize)
+                labels
+                    .per_member
+                    .get(m)
+                    .copied()
+                    .flatten()
+                    .map(|c| c as usize)
             })
             .collect(),
     }
@@ -659,8 +670,8 @@ fn load_layout(path: &std::path::Path, ensemble: &Ensemble) -> Option<SavedLayou
     if coords.ncols() != 2 {
         return None;
     }
-    let ids =
-        crate::data::matrix::read_latent_ids(&path.with_extension("ids.csv"), coords.nrows()).ok()?;
+    let ids = crate::data::matrix::read_latent_ids(&path.with_extension("ids.csv"), coords.nrows())
+        .ok()?;
     let mut members = Vec::with_capacity(ids.len());
     let mut points = Vec::with_capacity(ids.len());
     let mut kept = Vec::with_capacity(ids.len());

@@ -76,10 +76,12 @@ fn dir_name_for(spec: &str) -> String {
         .next()
         .unwrap_or(spec)
         .chars()
-        .map(|c| match c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-            true => c,
-            false => '-',
-        })
+        .map(
+            |c| match c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                true => c,
+                false => '-',
+            },
+        )
         .collect();
     match name.trim_matches('-').is_empty() {
         true => "dataset".to_string(),
@@ -90,7 +92,10 @@ fn dir_name_for(spec: &str) -> String {
 impl Session {
     /// `open` is a session directory, a dataset spec, or nothing (the default sample). A
     /// dataset reuses its session in `session_dir` (or the default place) when there is one.
-    pub fn open_or_create(open: Option<&str>, session_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+    pub fn open_or_create(
+        open: Option<&str>,
+        session_dir: Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
         if let Some(path) = open
             && Path::new(path).join(SESSION_FILE).is_file()
         {
@@ -122,8 +127,7 @@ impl Session {
 
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join(SESSION_FILE);
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+        let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
         let file: SessionFile = serde_json::from_str(&text)
             .with_context(|| format!("{}: not a SENSE session file", path.display()))?;
         if file.version > SESSION_VERSION {
@@ -195,7 +199,12 @@ mod tests {
         let by_dir = Session::open_or_create(Some(dir.to_str().unwrap()), None).unwrap();
         assert_eq!(by_dir.file.map_max_members, 1234);
         let other = Session::open_or_create(Some("sample:channels"), Some(dir));
-        assert!(other.unwrap_err().to_string().contains("belongs to sample:mnist"));
+        assert!(
+            other
+                .unwrap_err()
+                .to_string()
+                .contains("belongs to sample:mnist")
+        );
     }
 
     #[test]

@@ -32,17 +32,20 @@ impl<T: Send + 'static> Job<T> {
         let (tx, result) = crossbeam_channel::bounded(1);
         let worker_control = control.clone();
         let thread_name = format!("sense-job-{name}");
-        let spawned = std::thread::Builder::new().name(thread_name).spawn(move || {
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&worker_control)))
-                    .unwrap_or_else(|panic| {
-                        Err(format!(
-                            "internal error: {}",
-                            crate::train::backend::panic_message(&*panic)
-                        ))
-                    });
-            let _ = tx.send(outcome);
-        });
+        let spawned = std::thread::Builder::new()
+            .name(thread_name)
+            .spawn(move || {
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    work(&worker_control)
+                }))
+                .unwrap_or_else(|panic| {
+                    Err(format!(
+                        "internal error: {}",
+                        crate::train::backend::panic_message(&*panic)
+                    ))
+                });
+                let _ = tx.send(outcome);
+            });
         if let Err(e) = spawned {
             let (tx, rx) = crossbeam_channel::bounded(1);
             let _ = tx.send(Err(format!("cannot start a thread: {e}")));

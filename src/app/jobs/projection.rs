@@ -175,10 +175,13 @@ fn run(
         });
     };
     // A warm start moves little: only a cold layout is worth animating frame by frame.
-    let frames = anchors.is_none().then(|| Frames {
-        every_epochs: 25,
-        sink: &mut send_frame,
-    });
+    let frames = match anchors {
+        None => Some(Frames {
+            every_epochs: 25,
+            sink: &mut send_frame,
+        }),
+        Some(_) => None,
+    };
     let layout = project_with_frames(data.view(), &config, anchors.as_ref(), control, frames)
         .map_err(|e| e.to_string())?;
     let coords = rows_of(layout.coords.view());
@@ -209,7 +212,10 @@ pub fn live_metrics(
         .zip(labels)
         .filter_map(|(&p, &l)| l.map(|l| (p, l)))
         .unzip();
-    let distinct = classes.iter().collect::<std::collections::HashSet<_>>().len();
+    let distinct = classes
+        .iter()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
     if points.len() <= NEIGHBOURHOOD_K || distinct < 2 || distinct >= points.len() {
         return None;
     }
@@ -220,7 +226,8 @@ pub fn live_metrics(
     .ok()?;
     let sampling = Sampling::default();
     let sil = silhouette(matrix.view(), &classes, &sampling, control).ok()?;
-    let hit = neighbourhood_hit(matrix.view(), &classes, NEIGHBOURHOOD_K, &sampling, control).ok()?;
+    let hit =
+        neighbourhood_hit(matrix.view(), &classes, NEIGHBOURHOOD_K, &sampling, control).ok()?;
     Some(MapMetrics {
         silhouette: sil.value,
         neighbourhood_hit: hit.value,
@@ -236,7 +243,11 @@ fn pixel_features(
 ) -> Result<Array2<f32>, String> {
     use rayon::prelude::*;
     let shape = ensemble.shape();
-    let factor = shape.height.max(shape.width).div_ceil(PIXEL_MAP_SIDE).max(1);
+    let factor = shape
+        .height
+        .max(shape.width)
+        .div_ceil(PIXEL_MAP_SIDE)
+        .max(1);
     let (h, w) = (shape.height.div_ceil(factor), shape.width.div_ceil(factor));
     let dim = shape.channels * h * w;
     let mut data = Array2::<f32>::zeros((members.len(), dim));
@@ -253,17 +264,22 @@ fn pixel_features(
                     .source
                     .read_f32(member, values)
                     .map_err(|e| e.to_string())?;
-                pool_into(values, shape, factor, (h, w), row.as_slice_mut().unwrap_or(&mut []));
+                pool_into(
+                    values,
+                    shape,
+                    factor,
+                    (h, w),
+                    row.as_slice_mut().unwrap_or(&mut []),
+                );
                 Ok(())
             },
         )?;
     control.report("pixels", members.len(), members.len());
-    let components = PIXEL_MAP_COMPONENTS.min(dim).min(members.len().saturating_sub(1));
+    let components = PIXEL_MAP_COMPONENTS
+        .min(dim)
+        .min(members.len().saturating_sub(1));
     if components < 2 {
-        return Err(format!(
-            "{} members are too few for a map",
-            members.len()
-        ));
+        return Err(format!("{} members are too few for a map", members.len()));
     }
     let pca = Pca::fit(data.view(), components, control).map_err(|e| e.to_string())?;
     pca.transform(data.view()).map_err(|e| e.to_string())
@@ -322,7 +338,10 @@ mod tests {
         let mut labels = Vec::new();
         for i in 0..40 {
             let class = i % 2;
-            coords.push([class as f32 * 10.0 + (i as f32 * 0.01), (i as f32 * 0.37).sin()]);
+            coords.push([
+                class as f32 * 10.0 + (i as f32 * 0.01),
+                (i as f32 * 0.37).sin(),
+            ]);
             labels.push(Some(class));
         }
         let metrics = live_metrics(&coords, &labels, &control).unwrap();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::data::Ensemble;
 use crate::labels::LabelSnapshot;
 use crate::train::{
-    EpochSummary, Losses, LossWeights, Reconstruction, TrainConfig, TrainEvent, Trainer,
+    EpochSummary, LossWeights, Losses, Reconstruction, TrainConfig, TrainEvent, Trainer,
     TrainerHandle,
 };
 
@@ -24,7 +24,10 @@ pub enum RunState {
 
 impl RunState {
     pub fn is_active(&self) -> bool {
-        matches!(self, Self::Starting | Self::Running | Self::Paused | Self::Stopping)
+        matches!(
+            self,
+            Self::Starting | Self::Running | Self::Paused | Self::Stopping
+        )
     }
 }
 
@@ -33,7 +36,10 @@ impl RunState {
 pub enum TrainingUpdate {
     Latents(crate::train::Latents),
     /// A message for the notifications (fallback to the CPU, NaN recovery, errors).
-    Notice { text: String, error: bool },
+    Notice {
+        text: String,
+        error: bool,
+    },
 }
 
 /// Everything the training, loss-curve and reconstruction panels show.

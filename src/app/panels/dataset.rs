@@ -21,28 +21,30 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
     };
     ui.heading("Dataset");
     let shape = ws.ensemble.shape();
-    egui::Grid::new("dataset-facts").num_columns(2).show(ui, |ui| {
-        ui.label("name");
-        let spec = &app.session.file.dataset;
-        let name = std::path::Path::new(spec)
-            .file_name()
-            .map_or(spec.clone(), |n| n.to_string_lossy().into_owned());
-        ui.label(name).on_hover_text(spec);
-        ui.end_row();
-        ui.label("members");
-        ui.label(ws.ensemble.len().to_string());
-        ui.end_row();
-        ui.label("shape");
-        ui.label(format!(
-            "{} × {} px, {} channel{}, {}",
-            shape.height,
-            shape.width,
-            shape.channels,
-            if shape.channels == 1 { "" } else { "s" },
-            ws.ensemble.dtype()
-        ));
-        ui.end_row();
-    });
+    egui::Grid::new("dataset-facts")
+        .num_columns(2)
+        .show(ui, |ui| {
+            ui.label("name");
+            let spec = &app.session.file.dataset;
+            let name = std::path::Path::new(spec)
+                .file_name()
+                .map_or(spec.clone(), |n| n.to_string_lossy().into_owned());
+            ui.label(name).on_hover_text(spec);
+            ui.end_row();
+            ui.label("members");
+            ui.label(ws.ensemble.len().to_string());
+            ui.end_row();
+            ui.label("shape");
+            ui.label(format!(
+                "{} × {} px, {} channel{}, {}",
+                shape.height,
+                shape.width,
+                shape.channels,
+                if shape.channels == 1 { "" } else { "s" },
+                ws.ensemble.dtype()
+            ));
+            ui.end_row();
+        });
     let Some(labels) = ws.labels.clone() else {
         ui.horizontal(|ui| {
             ui.spinner();
@@ -61,38 +63,45 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
     egui::CollapsingHeader::new("Classes")
         .default_open(true)
         .show(ui, |ui| {
-            egui::Grid::new("classes").num_columns(4).striped(true).show(ui, |ui| {
-                ui.label("");
-                ui.label("class");
-                ui.label("manual");
-                ui.label("pseudo ≥ t");
-                ui.end_row();
-                for (i, class) in labels.classes.iter().enumerate() {
-                    let mut merged = ws.dataset_form.merge.contains(&class.name);
-                    ui.horizontal(|ui| {
-                        if ui.checkbox(&mut merged, "").on_hover_text("Pick for merging").changed() {
-                            match merged {
-                                true => ws.dataset_form.merge.insert(class.name.clone()),
-                                false => ws.dataset_form.merge.remove(&class.name),
-                            };
-                        }
-                        let (rect, _) =
-                            ui.allocate_exact_size([12.0, 12.0].into(), egui::Sense::hover());
-                        ui.painter().rect_filled(rect, 2.0, class.colour);
-                    });
-                    let name = ui.selectable_label(
-                        ws.dataset_form.rename_from.as_deref() == Some(class.name.as_str()),
-                        format!("{} {}", key_hint(i), class.name),
-                    );
-                    if name.on_hover_text("Click to rename").clicked() {
-                        ws.dataset_form.rename_from = Some(class.name.clone());
-                        ws.dataset_form.rename_to = class.name.clone();
-                    }
-                    ui.label(class.manual.to_string());
-                    ui.label(class.pseudo_confident.to_string());
+            egui::Grid::new("classes")
+                .num_columns(4)
+                .striped(true)
+                .show(ui, |ui| {
+                    ui.label("");
+                    ui.label("class");
+                    ui.label("manual");
+                    ui.label("pseudo ≥ t");
                     ui.end_row();
-                }
-            });
+                    for (i, class) in labels.classes.iter().enumerate() {
+                        let mut merged = ws.dataset_form.merge.contains(&class.name);
+                        ui.horizontal(|ui| {
+                            if ui
+                                .checkbox(&mut merged, "")
+                                .on_hover_text("Pick for merging")
+                                .changed()
+                            {
+                                match merged {
+                                    true => ws.dataset_form.merge.insert(class.name.clone()),
+                                    false => ws.dataset_form.merge.remove(&class.name),
+                                };
+                            }
+                            let (rect, _) =
+                                ui.allocate_exact_size([12.0, 12.0].into(), egui::Sense::hover());
+                            ui.painter().rect_filled(rect, 2.0, class.colour);
+                        });
+                        let name = ui.selectable_label(
+                            ws.dataset_form.rename_from.as_deref() == Some(class.name.as_str()),
+                            format!("{} {}", key_hint(i), class.name),
+                        );
+                        if name.on_hover_text("Click to rename").clicked() {
+                            ws.dataset_form.rename_from = Some(class.name.clone());
+                            ws.dataset_form.rename_to = class.name.clone();
+                        }
+                        ui.label(class.manual.to_string());
+                        ui.label(class.pseudo_confident.to_string());
+                        ui.end_row();
+                    }
+                });
             ui.horizontal(|ui| {
                 ui.add(
                     egui::TextEdit::singleline(&mut ws.dataset_form.new_class)
@@ -178,10 +187,11 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
                         p.retrain();
                     }
                 }
-                if running && ui.button("Cancel").clicked() {
-                    if let Some(p) = &ws.pseudo {
-                        p.stop();
-                    }
+                if running
+                    && ui.button("Cancel").clicked()
+                    && let Some(p) = &ws.pseudo
+                {
+                    p.stop();
                 }
             });
             if let Some(p) = &ws.pseudo {

@@ -53,7 +53,12 @@ pub fn pump_jobs(ws: &mut Workspace, ctx: &egui::Context, notifications: &mut No
                     let rec = load("rec", to_color_image(&r.reconstruction, shape, Some(range)));
                     let err = load(
                         "err",
-                        error_image(&r.original, &r.reconstruction, shape, (range.1 - range.0) * 0.5),
+                        error_image(
+                            &r.original,
+                            &r.reconstruction,
+                            shape,
+                            (range.1 - range.0) * 0.5,
+                        ),
                     );
                     ws.inspector.recon.insert(r.member, [rec, err]);
                 }
@@ -96,12 +101,11 @@ pub fn handle_keys(app: &mut SenseApp, ctx: &egui::Context) {
     let (class_key, undo, redo, escape) = ctx.input(|i| {
         let command = i.modifiers.command;
         (
-            digits
-                .iter()
-                .position(|&k| i.key_pressed(k) && !command),
+            digits.iter().position(|&k| i.key_pressed(k) && !command),
             command && !i.modifiers.shift && i.key_pressed(egui::Key::Z),
             command
-                && ((i.modifiers.shift && i.key_pressed(egui::Key::Z)) || i.key_pressed(egui::Key::Y)),
+                && ((i.modifiers.shift && i.key_pressed(egui::Key::Z))
+                    || i.key_pressed(egui::Key::Y)),
             i.key_pressed(egui::Key::Escape),
         )
     });
@@ -162,7 +166,8 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
     ui.label("Relabel the selection (key in brackets):");
     ui.horizontal_wrapped(|ui| {
         for (i, class) in labels.classes.iter().enumerate() {
-            let text = egui::RichText::new(format!("{} {}", key_hint(i), class.name)).color(class.colour);
+            let text =
+                egui::RichText::new(format!("{} {}", key_hint(i), class.name)).color(class.colour);
             if ui.button(text).clicked() {
                 relabel(ws, &class.name);
             }
@@ -175,7 +180,10 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
                 .desired_width(120.0),
         );
         let name = ws.inspector.new_class.trim().to_string();
-        if ui.add_enabled(!name.is_empty(), egui::Button::new("Label as new class")).clicked() {
+        if ui
+            .add_enabled(!name.is_empty(), egui::Button::new("Label as new class"))
+            .clicked()
+        {
             relabel(ws, &name);
             ws.inspector.new_class.clear();
         }
@@ -205,18 +213,29 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
             let (ensemble, run_dir) = (ws.ensemble.clone(), app.session.run_dir());
             ws.inspector.recon_job = Some(Job::spawn("reconstruct", move |_| {
                 let backend = crate::train::backend::cpu_backend(None);
-                let model =
-                    TrainedModel::load(&run_dir, ensemble.shape(), CheckpointChoice::Best, &backend)
-                        .map_err(|e| e.to_string())?;
-                model.reconstruct(&ensemble, &members).map_err(|e| e.to_string())
+                let model = TrainedModel::load(
+                    &run_dir,
+                    ensemble.shape(),
+                    CheckpointChoice::Best,
+                    &backend,
+                )
+                .map_err(|e| e.to_string())?;
+                model
+                    .reconstruct(&ensemble, &members)
+                    .map_err(|e| e.to_string())
             }));
         }
         if ws.inspector.recon_job.is_some() {
             ui.spinner();
         }
         let export = ui
-            .add_enabled(ws.inspector.export_job.is_none(), egui::Button::new("Export selection"))
-            .on_hover_text("CSV of ids and labels (file dialog, else the session's exports folder)");
+            .add_enabled(
+                ws.inspector.export_job.is_none(),
+                egui::Button::new("Export selection"),
+            )
+            .on_hover_text(
+                "CSV of ids and labels (file dialog, else the session's exports folder)",
+            );
         if export.clicked() {
             ws.inspector.export_job = Some(export_selection(ws, &app.session.exports_dir()));
         }
@@ -225,7 +244,8 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
             .on_hover_text("Use the first two selected members as the interpolation's ends")
             .clicked()
         {
-            ws.interpolation.set_ends(selection.first().copied(), selection.get(1).copied());
+            ws.interpolation
+                .set_ends(selection.first().copied(), selection.get(1).copied());
             app.bottom_tab = crate::app::sense_app::BottomTab::Interpolation;
         }
     });
@@ -254,11 +274,15 @@ fn member_grid(
                         Ok(texture) => {
                             ui.add(panels::image_of(&texture, THUMB_PX));
                         }
-                        Err(e) => notifications.error(format!("{}: {e}", ws.ensemble.member_id(member))),
+                        Err(e) => {
+                            notifications.error(format!("{}: {e}", ws.ensemble.member_id(member)))
+                        }
                     }
                     if with_recon && let Some([rec, err]) = ws.inspector.recon.get(&member) {
-                        ui.add(panels::image_of(rec, THUMB_PX)).on_hover_text("reconstruction");
-                        ui.add(panels::image_of(err, THUMB_PX)).on_hover_text("|error|");
+                        ui.add(panels::image_of(rec, THUMB_PX))
+                            .on_hover_text("reconstruction");
+                        ui.add(panels::image_of(err, THUMB_PX))
+                            .on_hover_text("|error|");
                     }
                     ui.vertical(|ui| {
                         ui.strong(ws.ensemble.member_id(member));
@@ -332,7 +356,13 @@ fn export_selection(ws: &Workspace, exports_dir: &std::path::Path) -> Job<String
                 ])
                 .map_err(error)?;
         }
-        writer.flush().map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(format!("{} members exported to {}", rows.len(), path.display()))
+        writer
+            .flush()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(format!(
+            "{} members exported to {}",
+            rows.len(),
+            path.display()
+        ))
     })
 }

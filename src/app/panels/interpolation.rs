@@ -114,7 +114,10 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         for (i, texture) in state.strip.iter().enumerate() {
             ui.add(panels::image_of(texture, side))
-                .on_hover_text(format!("t = {:.2}", i as f32 / (state.strip.len() - 1) as f32));
+                .on_hover_text(format!(
+                    "t = {:.2}",
+                    i as f32 / (state.strip.len() - 1) as f32
+                ));
         }
     });
 }

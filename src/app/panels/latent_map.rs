@@ -155,7 +155,9 @@ fn toolbar(app: &mut SenseApp, ui: &mut egui::Ui) {
                     ColourMode::Cluster,
                     ColourMode::ReconstructionError,
                 ];
-                modes.extend((0..parameters.map_or(0, |p| p.names.len())).map(ColourMode::Parameter));
+                modes.extend(
+                    (0..parameters.map_or(0, |p| p.names.len())).map(ColourMode::Parameter),
+                );
                 for m in modes {
                     ui.selectable_value(&mut mode, m, m.name(parameters));
                 }
@@ -175,15 +177,26 @@ fn toolbar(app: &mut SenseApp, ui: &mut egui::Ui) {
                 ui.selectable_value(&mut tools.cluster_method, ClusterMethod::Kmeans, "k-means");
                 ui.selectable_value(&mut tools.cluster_method, ClusterMethod::Gmm, "GMM");
             });
-        ui.add(egui::DragValue::new(&mut tools.cluster_k).range(2..=50).prefix("K = "));
+        ui.add(
+            egui::DragValue::new(&mut tools.cluster_k)
+                .range(2..=50)
+                .prefix("K = "),
+        );
         let has_latents = ws.map.latents.is_some();
         let cluster_button = ui
-            .add_enabled(has_latents && tools.cluster_job.is_none(), egui::Button::new("Cluster"))
+            .add_enabled(
+                has_latents && tools.cluster_job.is_none(),
+                egui::Button::new("Cluster"),
+            )
             .on_disabled_hover_text("Needs a map of latents (train first)");
         if cluster_button.clicked()
             && let Some(latents) = ws.map.latents.clone()
         {
-            let (method, k, members) = (tools.cluster_method, tools.cluster_k, ws.map.members.clone());
+            let (method, k, members) = (
+                tools.cluster_method,
+                tools.cluster_k,
+                ws.map.members.clone(),
+            );
             tools.cluster_job = Some(Job::spawn("cluster", move |control| {
                 let options = ClusterOptions::default();
                 let result = cluster(latents.view(), method, k, &options, control)
@@ -221,7 +234,9 @@ fn toolbar(app: &mut SenseApp, ui: &mut egui::Ui) {
         let can_export = !ws.map.is_empty() && tools.export_job.is_none();
         let export = ui
             .add_enabled(can_export, egui::Button::new("Export map"))
-            .on_hover_text("PNG + SVG at publication size, the layout as .npy and CSV with ids and labels");
+            .on_hover_text(
+                "PNG + SVG at publication size, the layout as .npy and CSV with ids and labels",
+            );
         if export.clicked() {
             let job = export_map(ws, &app.session.exports_dir());
             ws.map_tools.export_job = Some(job);
@@ -230,32 +245,31 @@ fn toolbar(app: &mut SenseApp, ui: &mut egui::Ui) {
 }
 
 fn legend(ws: &Workspace, ui: &mut egui::Ui) {
-    ui.horizontal_wrapped(|ui| {
-        match &ws.legend {
-            Legend::Classes(classes) => {
-                for (name, colour, count) in classes {
-                    let (rect, _) = ui.allocate_exact_size([10.0, 10.0].into(), egui::Sense::hover());
-                    ui.painter().circle_filled(rect.center(), 5.0, *colour);
-                    ui.label(format!("{name} ({count})"));
-                }
+    ui.horizontal_wrapped(|ui| match &ws.legend {
+        Legend::Classes(classes) => {
+            for (name, colour, count) in classes {
+                let (rect, _) = ui.allocate_exact_size([10.0, 10.0].into(), egui::Sense::hover());
+                ui.painter().circle_filled(rect.center(), 5.0, *colour);
+                ui.label(format!("{name} ({count})"));
             }
-            Legend::Continuous { name, min, max } => {
-                ui.label(format!("{name}: {min:.3}"));
-                let (rect, _) = ui.allocate_exact_size([120.0, 10.0].into(), egui::Sense::hover());
-                for i in 0..24 {
-                    let [r, g, b] = crate::report::viridis(i as f32 / 23.0);
-                    let x0 = rect.left() + rect.width() * i as f32 / 24.0;
-                    let cell = egui::Rect::from_min_size(
-                        egui::pos2(x0, rect.top()),
-                        egui::vec2(rect.width() / 24.0 + 0.5, rect.height()),
-                    );
-                    ui.painter().rect_filled(cell, 0.0, egui::Color32::from_rgb(r, g, b));
-                }
-                ui.label(format!("{max:.3}"));
+        }
+        Legend::Continuous { name, min, max } => {
+            ui.label(format!("{name}: {min:.3}"));
+            let (rect, _) = ui.allocate_exact_size([120.0, 10.0].into(), egui::Sense::hover());
+            for i in 0..24 {
+                let [r, g, b] = crate::report::viridis(i as f32 / 23.0);
+                let x0 = rect.left() + rect.width() * i as f32 / 24.0;
+                let cell = egui::Rect::from_min_size(
+                    egui::pos2(x0, rect.top()),
+                    egui::vec2(rect.width() / 24.0 + 0.5, rect.height()),
+                );
+                ui.painter()
+                    .rect_filled(cell, 0.0, egui::Color32::from_rgb(r, g, b));
             }
-            Legend::Missing(why) => {
-                ui.weak(why);
-            }
+            ui.label(format!("{max:.3}"));
+        }
+        Legend::Missing(why) => {
+            ui.weak(why);
         }
     });
     ui.horizontal(|ui| match &ws.map.metrics {
@@ -288,7 +302,10 @@ fn reconstruction_errors(
             return Err("cancelled".into());
         }
         control.report("reconstruct", done * 256, members.len());
-        for r in model.reconstruct(ensemble, chunk).map_err(|e| e.to_string())? {
+        for r in model
+            .reconstruct(ensemble, chunk)
+            .map_err(|e| e.to_string())?
+        {
             let n = r.original.len().max(1) as f32;
             let mse = r
                 .original
@@ -319,7 +336,8 @@ fn export_map(ws: &Workspace, exports_dir: &std::path::Path) -> Job<String> {
             .to_string()
             .replace(':', "-");
         let base = dir.join(format!("latent-map-{stamp}"));
-        let (classes, per_row): (Vec<crate::report::ClassStyle>, Vec<Option<usize>>) = match &labels {
+        let (classes, per_row): (Vec<crate::report::ClassStyle>, Vec<Option<usize>>) = match &labels
+        {
             Some(l) => (
                 l.classes
                     .iter()
@@ -366,6 +384,9 @@ fn export_map(ws: &Workspace, exports_dir: &std::path::Path) -> Job<String> {
                 .map_err(|e| e.to_string())?;
         }
         writer.flush().map_err(|e| e.to_string())?;
-        Ok(format!("Map exported to {}.{{png,svg,npy,csv}}", base.display()))
+        Ok(format!(
+            "Map exported to {}.{{png,svg,npy,csv}}",
+            base.display()
+        ))
     })
 }

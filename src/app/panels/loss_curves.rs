@@ -35,7 +35,8 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
                 "epoch {}: train {:.4}{}",
                 last.epoch + 1,
                 last.train.total,
-                last.val.map_or(String::new(), |v| format!(" · val {:.4}", v.total))
+                last.val
+                    .map_or(String::new(), |v| format!(" · val {:.4}", v.total))
             ));
         }
     });
@@ -53,7 +54,8 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
             .width(width * 0.6)
             .allow_scroll(false);
         if log_scale {
-            plot = plot.y_axis_formatter(|mark: GridMark, _| format!("{:.3}", 10f64.powf(mark.value)));
+            plot =
+                plot.y_axis_formatter(|mark: GridMark, _| format!("{:.3}", 10f64.powf(mark.value)));
         }
         plot.show(ui, |plot_ui| {
             let steps: PlotPoints = run
@@ -83,7 +85,11 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
                     continue;
                 }
                 let colour = palette(i);
-                plot_ui.line(Line::new(format!("{name} train"), train).color(colour).width(2.0));
+                plot_ui.line(
+                    Line::new(format!("{name} train"), train)
+                        .color(colour)
+                        .width(2.0),
+                );
                 let val = series(&|e| e.val);
                 if !val.is_empty() {
                     plot_ui.line(
@@ -117,9 +123,8 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
                         .map(|(epoch, m)| [(epoch + 1) as f64, get(m)])
                         .collect::<Vec<_>>()
                 };
-                plot_ui.line(
-                    Line::new("map silhouette", points(|m| m.silhouette)).color(palette(7)),
-                );
+                plot_ui
+                    .line(Line::new("map silhouette", points(|m| m.silhouette)).color(palette(7)));
                 plot_ui.line(
                     Line::new("map neighbourhood hit", points(|m| m.neighbourhood_hit))
                         .color(palette(8)),

@@ -71,13 +71,16 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
     ));
     let side = ((ui.available_height() - 30.0) / 3.0).clamp(32.0, 128.0);
     egui::ScrollArea::horizontal().show(ui, |ui| {
-        egui::Grid::new("recon-grid").spacing([4.0, 4.0]).show(ui, |ui| {
-            for row in 0..3 {
-                for (id, images) in &textures.rows {
-                    ui.add(super::image_of(&images[row], side)).on_hover_text(id);
+        egui::Grid::new("recon-grid")
+            .spacing([4.0, 4.0])
+            .show(ui, |ui| {
+                for row in 0..3 {
+                    for (id, images) in &textures.rows {
+                        ui.add(super::image_of(&images[row], side))
+                            .on_hover_text(id);
+                    }
+                    ui.end_row();
                 }
-                ui.end_row();
-            }
-        });
+            });
     });
 }

@@ -5,9 +5,12 @@
 use crate::app::SenseApp;
 use crate::app::jobs::training::{RunState, TrainingRun};
 use crate::app::sense_app::app_train_config;
+use crate::data::transform::{PreTransform, Scaling};
 use crate::nn::losses::ReconstructionLoss;
 use crate::nn::{ActivationKind, ModelKind};
-use crate::train::{BackendChoice, EarlyStopping, LossWeights, LrScheduler, OptimizerKind, TrainConfig};
+use crate::train::{
+    BackendChoice, EarlyStopping, LossWeights, LrScheduler, Monitor, OptimizerKind, TrainConfig,
+};
 
 /// The form's state: the configuration being edited.
 pub struct TrainForm {
@@ -42,6 +45,11 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
         .default_open(false)
         .show(ui, |ui| {
             ui.add_enabled_ui(!running, |ui| optimisation_form(&mut app.form.config, ui));
+        });
+    egui::CollapsingHeader::new("Data and variants")
+        .default_open(false)
+        .show(ui, |ui| {
+            ui.add_enabled_ui(!running, |ui| data_form(&mut app.form.config, ui));
         });
     let after = loss_weights(&app.form.config);
     if running
@@ -88,7 +96,8 @@ fn controls(app: &mut SenseApp, ui: &mut egui::Ui) {
                     config.epochs = config.epochs.max(done + 1);
                 }
                 if let Err(e) = config.validate() {
-                    app.notifications.error(format!("Training settings: {}", e.0));
+                    app.notifications
+                        .error(format!("Training settings: {}", e.0));
                     return;
                 }
                 match TrainingRun::start(
@@ -99,7 +108,9 @@ fn controls(app: &mut SenseApp, ui: &mut egui::Ui) {
                     resume,
                 ) {
                     Ok(run) => ws.training = Some(run),
-                    Err(e) => app.notifications.error(format!("Cannot start training: {e}")),
+                    Err(e) => app
+                        .notifications
+                        .error(format!("Cannot start training: {e}")),
                 }
                 app.session.file.train_config = app.form.config.clone();
             }
@@ -137,14 +148,15 @@ fn controls(app: &mut SenseApp, ui: &mut egui::Ui) {
     ui.label(status);
     if run.steps_per_epoch > 0 {
         ui.add(
-            egui::ProgressBar::new(run.step_in_epoch as f32 / run.steps_per_epoch as f32)
-                .text(format!(
+            egui::ProgressBar::new(run.step_in_epoch as f32 / run.steps_per_epoch as f32).text(
+                format!(
                     "epoch {}/{} · batch {}/{}",
                     (run.epoch + 1).min(run.epochs),
                     run.epochs,
                     run.step_in_epoch,
                     run.steps_per_epoch
-                )),
+                ),
+            ),
         );
         let mut overall = format!("{:.0} % of the run", run.progress() * 100.0);
         if let Some(eta) = run.eta() {
@@ -172,7 +184,12 @@ fn model_form(config: &mut TrainConfig, ui: &mut egui::Ui) {
         egui::ComboBox::from_id_salt("model-kind")
             .selected_text(model.kind.name())
             .show_ui(ui, |ui| {
-                for kind in [ModelKind::Ae, ModelKind::Vae, ModelKind::UnetVae, ModelKind::CnnAe] {
+                for kind in [
+                    ModelKind::Ae,
+                    ModelKind::Vae,
+                    ModelKind::UnetVae,
+                    ModelKind::CnnAe,
+                ] {
                     ui.selectable_value(&mut model.kind, kind, kind.name());
                 }
             });
@@ -192,7 +209,9 @@ fn model_form(config: &mut TrainConfig, ui: &mut egui::Ui) {
         ui.label("β (VAE)");
         ui.add_enabled(
             matches!(model.kind, ModelKind::Vae | ModelKind::UnetVae),
-            egui::DragValue::new(&mut model.beta).range(0.0..=100.0).speed(0.05),
+            egui::DragValue::new(&mut model.beta)
+                .range(0.0..=100.0)
+                .speed(0.05),
         );
         ui.end_row();
         ui.label("dropout");
@@ -226,16 +245,25 @@ fn model_form(config: &mut TrainConfig, ui: &mut egui::Ui) {
 fn loss_form(config: &mut TrainConfig, running: bool, ui: &mut egui::Ui) {
     egui::Grid::new("loss-form").num_columns(2).show(ui, |ui| {
         ui.label("λ_cl (soft silhouette)");
-        ui.add(egui::Slider::new(&mut config.loss.lambda_cluster, 0.0..=2.0))
-            .on_hover_text("Changes during a run apply from the next epoch");
+        ui.add(egui::Slider::new(
+            &mut config.loss.lambda_cluster,
+            0.0..=2.0,
+        ))
+        .on_hover_text("Changes during a run apply from the next epoch");
         ui.end_row();
         ui.label("λ_con (contrastive)");
-        ui.add(egui::Slider::new(&mut config.loss.lambda_contrastive, 0.0..=2.0))
-            .on_hover_text("Changes during a run apply from the next epoch");
+        ui.add(egui::Slider::new(
+            &mut config.loss.lambda_contrastive,
+            0.0..=2.0,
+        ))
+        .on_hover_text("Changes during a run apply from the next epoch");
         ui.end_row();
         ui.add_enabled_ui(!running, |ui| ui.label("reconstruction"));
         ui.add_enabled_ui(!running, |ui| {
-            let mut ssim = matches!(config.loss.reconstruction, ReconstructionLoss::MseSsim { .. });
+            let mut ssim = matches!(
+                config.loss.reconstruction,
+                ReconstructionLoss::MseSsim { .. }
+            );
             if ui.checkbox(&mut ssim, "MSE + SSIM").changed() {
                 config.loss.reconstruction = match ssim {
                     true => ReconstructionLoss::MseSsim {
@@ -313,7 +341,8 @@ fn optimisation_form(config: &mut TrainConfig, ui: &mut egui::Ui) {
                     ),
                 ];
                 for (option, label) in options {
-                    let selected = std::mem::discriminant(schedule) == std::mem::discriminant(&option);
+                    let selected =
+                        std::mem::discriminant(schedule) == std::mem::discriminant(&option);
                     if ui.selectable_label(selected, label).clicked() && !selected {
                         *schedule = option;
                     }
@@ -327,7 +356,11 @@ fn optimisation_form(config: &mut TrainConfig, ui: &mut egui::Ui) {
                 config.schedule.early_stopping = enabled.then(EarlyStopping::default);
             }
             if let Some(stop) = &mut config.schedule.early_stopping {
-                ui.add(egui::DragValue::new(&mut stop.patience).range(1..=100).suffix(" epochs"));
+                ui.add(
+                    egui::DragValue::new(&mut stop.patience)
+                        .range(1..=100)
+                        .suffix(" epochs"),
+                );
             }
         });
         ui.end_row();
@@ -361,6 +394,86 @@ fn optimisation_form(config: &mut TrainConfig, ui: &mut egui::Ui) {
         ui.end_row();
         ui.label("seed");
         ui.add(egui::DragValue::new(&mut config.seed));
+        ui.end_row();
+    });
+}
+
+/// Normalisation, augmentation, the AE variants and the rarer loss settings.
+fn data_form(config: &mut TrainConfig, ui: &mut egui::Ui) {
+    egui::Grid::new("data-form").num_columns(2).show(ui, |ui| {
+        let norm = &mut config.data.normalization;
+        ui.label("pre-transform");
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut norm.pre, PreTransform::None, "none");
+            ui.selectable_value(&mut norm.pre, PreTransform::Log { epsilon: 1e-6 }, "log");
+            ui.selectable_value(&mut norm.pre, PreTransform::Asinh, "asinh");
+        });
+        ui.end_row();
+        ui.label("scaling");
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut norm.scaling, Scaling::ZScore, "zero mean, unit std");
+            ui.selectable_value(&mut norm.scaling, Scaling::MinMax, "min-max");
+        });
+        ui.end_row();
+        ui.label("stratified split");
+        ui.checkbox(&mut config.data.stratify, "");
+        ui.end_row();
+        let aug = &mut config.data.augmentation;
+        ui.label("augmentation");
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut aug.flips, "flips");
+            ui.checkbox(&mut aug.rotations, "rotations");
+        });
+        ui.end_row();
+        ui.label("brightness ±");
+        ui.add(egui::Slider::new(&mut aug.brightness, 0.0..=0.5));
+        ui.end_row();
+        ui.label("input noise σ");
+        ui.add(egui::Slider::new(&mut aug.noise_std, 0.0..=1.0));
+        ui.end_row();
+        ui.label("denoising σ");
+        ui.add(egui::Slider::new(
+            &mut config.variant.denoising_noise_std,
+            0.0..=1.0,
+        ))
+        .on_hover_text("Denoising AE: noise on the input, clean target (0 = off)");
+        ui.end_row();
+        ui.label("sparsity weight");
+        ui.add(
+            egui::DragValue::new(&mut config.variant.sparse_l1_weight)
+                .range(0.0..=10.0)
+                .speed(1e-3),
+        )
+        .on_hover_text("Sparse AE: weight of mean |z| (0 = off)");
+        ui.end_row();
+        ui.label("KL free bits");
+        ui.add(
+            egui::DragValue::new(&mut config.loss.free_bits_nats)
+                .range(0.0..=10.0)
+                .speed(0.01)
+                .suffix(" nats"),
+        );
+        ui.end_row();
+        ui.label("contrastive margin");
+        ui.add(
+            egui::DragValue::new(&mut config.loss.contrastive_margin)
+                .range(0.0..=100.0)
+                .speed(0.05),
+        );
+        ui.end_row();
+        ui.label("adaptive λ");
+        ui.checkbox(&mut config.schedule.adaptive_weights, "")
+            .on_hover_text("Adjust the label-loss weights from the loss balance each epoch");
+        ui.end_row();
+        ui.label("monitor");
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut config.schedule.monitor, Monitor::Total, "total loss");
+            ui.selectable_value(
+                &mut config.schedule.monitor,
+                Monitor::Reconstruction,
+                "reconstruction",
+            );
+        });
         ui.end_row();
     });
 }
