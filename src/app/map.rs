@@ -83,7 +83,7 @@ impl MapState {
     }
 
     /// Takes a finished layout; per-row extras of the old layout no longer apply.
-    pub fn apply(&mut self, map: ProjectedMap, latents: Option<Arc<Array2<f32>>>) {
+    pub fn apply(&mut self, map: ProjectedMap) {
         self.members = map.members;
         self.ids = map.ids;
         self.coords = Arc::new(map.coords);
@@ -94,7 +94,7 @@ impl MapState {
         if let (Some(epoch), Some(metrics)) = (map.epoch, map.metrics) {
             self.metrics_history.push((epoch, metrics));
         }
-        self.latents = latents;
+        self.latents = map.latents;
         self.clusters = None;
         self.errors = None;
     }

@@ -27,7 +27,7 @@ mod session;
 
 use std::path::PathBuf;
 
-pub use sense_app::SenseApp;
+pub use sense_app::{AppProbe, SenseApp};
 pub use session::{Session, default_sessions_dir};
 
 /// Which egui renderer draws the window.

@@ -70,6 +70,22 @@ pub(crate) enum BottomTab {
     Interpolation,
 }
 
+/// A summary of the app's state for tests.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AppProbe {
+    /// Points with a k-means/GMM cluster.
+    pub clusters: Option<usize>,
+    /// Points with a reconstruction error.
+    pub reconstruction_errors: Option<usize>,
+    pub reconstructed: usize,
+    pub interpolation_frames: usize,
+    pub pseudo_labelled: usize,
+    /// Training members that carried a label in the latest epoch.
+    pub labelled_in_last_epoch: Option<usize>,
+    /// A toolbar, inspector, interpolation or pseudo-labeller job is running.
+    pub busy: bool,
+}
+
 pub struct SenseApp {
     pub(crate) session: Session,
     pub(crate) loading: Option<Job<Loaded>>,
@@ -167,6 +183,20 @@ impl SenseApp {
         self.map_rect
     }
 
+    /// Selects members as a brush would (tests of what acts on a selection).
+    pub fn select_members(&mut self, members: &[usize]) {
+        if let Some(ws) = self.ws.as_mut() {
+            ws.map.selection = members.iter().copied().collect();
+            ws.colours_dirty = true;
+        }
+    }
+
+    /// Where the map draws its point `row` (tests aim brushes with it).
+    pub fn map_point_on_screen(&self, row: usize) -> Option<egui::Pos2> {
+        let coords = self.ws.as_ref()?.map.coords.get(row).copied()?;
+        Some(self.scatter.data_to_screen(self.map_rect?, coords))
+    }
+
     /// Nothing in flight that would change what is drawn (for snapshots).
     pub fn is_settled(&self) -> bool {
         self.compute_probe.is_none()
@@ -176,12 +206,45 @@ impl SenseApp {
             })
     }
 
+    pub fn is_paused(&self) -> bool {
+        self.ws
+            .as_ref()
+            .and_then(|ws| ws.training.as_ref())
+            .is_some_and(|t| t.state == super::jobs::training::RunState::Paused)
+    }
+
     /// Whether a training run is going (starting, running, paused or stopping).
     pub fn is_training(&self) -> bool {
         self.ws
             .as_ref()
             .and_then(|ws| ws.training.as_ref())
             .is_some_and(|t| t.state.is_active())
+    }
+
+    /// What the map, inspector and interpolation show now (for tests).
+    pub fn probe(&self) -> AppProbe {
+        let Some(ws) = self.ws.as_ref() else {
+            return AppProbe::default();
+        };
+        AppProbe {
+            clusters: ws.map.clusters.as_ref().map(Vec::len),
+            reconstruction_errors: ws.map.errors.as_ref().map(Vec::len),
+            reconstructed: ws.inspector.reconstructed(),
+            interpolation_frames: ws.interpolation.frames(),
+            pseudo_labelled: ws
+                .labels
+                .as_ref()
+                .map_or(0, |l| l.pseudo.iter().flatten().count()),
+            labelled_in_last_epoch: ws
+                .training
+                .as_ref()
+                .and_then(|t| t.history.epochs.last())
+                .map(|e| e.labelled_members),
+            busy: ws.map_tools.busy()
+                || ws.inspector.busy()
+                || ws.interpolation.busy()
+                || ws.pseudo.as_ref().is_some_and(|p| p.running),
+        }
     }
 
     pub fn errors(&self) -> Vec<String> {
@@ -263,8 +326,7 @@ impl SenseApp {
                 }
                 ProjectionEvent::Done(map) => {
                     let animate_from = ws.map.positions_for(&map.members, &map.coords);
-                    let latents = ws.map_tools.pending_latents.take();
-                    ws.map.apply(map, latents);
+                    ws.map.apply(map);
                     let (colours, legend) = ws
                         .map
                         .colours(ws.labels.as_deref(), ws.ensemble.parameters.as_ref());
@@ -435,7 +497,7 @@ impl eframe::App for SenseApp {
                 });
             egui::Panel::right("inspector")
                 .resizable(true)
-                .default_size(360.0)
+                .default_size(340.0)
                 .show(ui, |ui| panels::inspector::show(self, ui));
             egui::Panel::bottom("bottom-panel")
                 .resizable(true)
@@ -622,18 +684,19 @@ fn request_latent_map(ws: &mut Workspace, session: &Session, latents: crate::tra
     let Ok(values) = Array2::from_shape_vec((rows.len(), latents.dim), values) else {
         return;
     };
-    let previous = (!ws.map.is_empty()).then(|| PreviousLayout {
+    // The first latent map starts cold (and animates from scratch): continuing from the
+    // raw-pixel layout would bias it towards pixel similarity.
+    let previous = ws.map.epoch.is_some().then(|| PreviousLayout {
         ids: ws.map.ids.to_vec(),
         coords: Array2::from_shape_fn((ws.map.coords.len(), 2), |(i, j)| ws.map.coords[i][j]),
     });
-    ws.map_tools.pending_latents = Some(Arc::new(values.clone()));
     let metric_labels = metric_labels(ws, &members);
     ws.projection.request(ProjectionRequest {
         members,
         ids,
         input: MapInput::Latents {
             epoch: latents.epoch,
-            values,
+            values: Arc::new(values),
         },
         previous,
         metric_labels,

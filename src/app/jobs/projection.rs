@@ -1,5 +1,5 @@
-//! The map's projection worker: one thread, the latest request wins (a newer one cancels the
-//! one in flight), warm-started from the previous layout so the map moves smoothly between
+//! The map's projection worker: one thread, the newest waiting request is projected next,
+//! warm-started from the previous layout so the map moves smoothly between
 //! epochs, with intermediate frames of a cold layout for the animation and the live metrics
 //! (silhouette, neighbourhood hit of the hand-labelled members) computed beside it.
 
@@ -25,7 +25,10 @@ const PIXEL_MAP_COMPONENTS: usize = 50;
 /// Where the map's high-dimensional points come from.
 pub enum MapInput {
     /// Latents of a training epoch: one row per member.
-    Latents { epoch: usize, values: Array2<f32> },
+    Latents {
+        epoch: usize,
+        values: Arc<Array2<f32>>,
+    },
     /// The members' pixels (shrunk, PCA-50): a map before any model exists.
     Pixels(Ensemble),
 }
@@ -54,6 +57,8 @@ pub struct ProjectedMap {
     pub coords: Vec<[f32; 2]>,
     /// `None`: raw pixels; `Some(epoch)`: that epoch's latents.
     pub epoch: Option<usize>,
+    /// The rows' latents (for clustering, export), when the map shows latents.
+    pub latents: Option<Arc<Array2<f32>>>,
     pub metrics: Option<MapMetrics>,
     pub warm_started: bool,
     pub elapsed_secs: f32,
@@ -101,14 +106,15 @@ impl ProjectionWorker {
                     if let Ok(mut slot) = worker_current.lock() {
                         *slot = control.clone();
                     }
-                    let event = match run(request, &control, &events_tx) {
+                    let outcome = run(request, &control, &events_tx);
+                    if let Ok(mut slot) = worker_progress.lock() {
+                        *slot = None;
+                    }
+                    let event = match outcome {
                         Ok(map) => ProjectionEvent::Done(map),
                         Err(_) if control.is_cancelled() => continue,
                         Err(message) => ProjectionEvent::Error(message),
                     };
-                    if let Ok(mut slot) = worker_progress.lock() {
-                        *slot = None;
-                    }
                     if events_tx.send(event).is_err() {
                         return;
                     }
@@ -123,13 +129,15 @@ impl ProjectionWorker {
         })
     }
 
-    /// Replaces whatever is being projected by `request`.
+    /// Projects `request` next. The layout in flight finishes first (cancelling it on every
+    /// epoch would starve the map when epochs are faster than UMAP); requests that pile up
+    /// meanwhile are skipped but the newest.
     pub fn request(&mut self, request: ProjectionRequest) {
-        self.cancel();
         self.pending += 1;
         let _ = self.requests.send(request);
     }
 
+    /// Stops the layout in flight (the map keeps its last finished layout).
     pub fn cancel(&mut self) {
         if let Ok(control) = self.current.lock() {
             control.cancel();
@@ -156,9 +164,13 @@ fn run(
     events: &Sender<ProjectionEvent>,
 ) -> Result<ProjectedMap, String> {
     let started = Instant::now();
-    let (data, epoch) = match request.input {
-        MapInput::Latents { epoch, values } => (values, Some(epoch)),
-        MapInput::Pixels(ensemble) => (pixel_features(&ensemble, &request.members, control)?, None),
+    let (data, epoch, latents) = match request.input {
+        MapInput::Latents { epoch, values } => (values.clone(), Some(epoch), Some(values)),
+        MapInput::Pixels(ensemble) => (
+            Arc::new(pixel_features(&ensemble, &request.members, control)?),
+            None,
+            None,
+        ),
     };
     let anchors = match &request.previous {
         Some(previous) => Some(previous.anchors(&request.ids).map_err(|e| e.to_string())?),
@@ -191,6 +203,7 @@ fn run(
         ids: request.ids,
         coords,
         epoch,
+        latents,
         metrics,
         warm_started: layout.warm_started,
         elapsed_secs: started.elapsed().as_secs_f32(),

@@ -30,6 +30,11 @@ impl InspectorState {
     pub fn busy(&self) -> bool {
         self.recon_job.is_some() || self.export_job.is_some()
     }
+
+    /// Members whose reconstruction is on show.
+    pub fn reconstructed(&self) -> usize {
+        self.recon.len()
+    }
 }
 
 pub fn pump_jobs(ws: &mut Workspace, ctx: &egui::Context, notifications: &mut Notifications) {

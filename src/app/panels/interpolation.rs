@@ -39,6 +39,11 @@ impl InterpolationState {
     pub fn busy(&self) -> bool {
         self.job.is_some()
     }
+
+    /// Decoded images in the strip.
+    pub fn frames(&self) -> usize {
+        self.strip.len()
+    }
 }
 
 pub fn pump_jobs(ws: &mut Workspace, ctx: &egui::Context, notifications: &mut Notifications) {

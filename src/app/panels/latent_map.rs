@@ -2,8 +2,6 @@
 //! GMM, reconstruction errors, exports), hover tooltips with thumbnails, the legend and the
 //! live metrics of the hand-labelled members.
 
-use std::sync::Arc;
-
 use ndarray::Array2;
 
 use crate::analysis::clustering::{ClusterMethod, ClusterOptions, cluster};
@@ -16,8 +14,6 @@ use crate::train::{CheckpointChoice, TrainedModel};
 
 /// The map toolbar's settings and the jobs it started.
 pub struct MapTools {
-    /// Latents of the layout being projected (they become the map's with its layout).
-    pub pending_latents: Option<Arc<Array2<f32>>>,
     pub cluster_method: ClusterMethod,
     pub cluster_k: usize,
     cluster_job: Option<Job<(Vec<usize>, Vec<usize>)>>,
@@ -28,7 +24,6 @@ pub struct MapTools {
 impl Default for MapTools {
     fn default() -> Self {
         Self {
-            pending_latents: None,
             cluster_method: ClusterMethod::Kmeans,
             cluster_k: 7,
             cluster_job: None,
@@ -97,6 +92,9 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
         if let Some(p) = ws.projection.progress() {
             ui.spinner();
             ui.label(format!("UMAP {} {:.0} %", p.stage, p.fraction() * 100.0));
+            if ui.small_button("cancel").clicked() {
+                ws.projection.cancel();
+            }
         }
     });
     // Room for the legend and metrics below the plot.
