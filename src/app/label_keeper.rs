@@ -76,7 +76,6 @@ pub struct LabelView {
     pub threshold: f32,
     /// What training uses now: manual labels and confident pseudo-labels.
     pub snapshot: LabelSnapshot,
-    pub store_path: std::path::PathBuf,
 }
 
 impl LabelView {
@@ -260,6 +259,5 @@ fn view_of(store: &LabelStore, ids: &[String], threshold: f32) -> LabelView {
         redo: store.redo_description().map(str::to_string),
         threshold,
         snapshot: store.snapshot(threshold),
-        store_path: store.path().to_path_buf(),
     }
 }

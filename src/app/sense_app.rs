@@ -38,6 +38,8 @@ pub(crate) struct Loaded {
     imported: Option<usize>,
     /// The session's last layout (members, ids, positions), if it still fits the data.
     layout: Option<SavedLayout>,
+    /// The session's run has a checkpoint (Continue, reconstructions, interpolation).
+    has_checkpoint: bool,
 }
 
 type SavedLayout = (Vec<usize>, Vec<String>, Vec<[f32; 2]>);
@@ -59,6 +61,8 @@ pub(crate) struct Workspace {
     pub reconstructions: panels::reconstructions::ReconstructionTextures,
     pub map_tools: panels::latent_map::MapTools,
     pub dataset_form: panels::dataset::DatasetForm,
+    /// The run directory has a checkpoint (from the open job, then the trainer's events).
+    pub has_checkpoint: bool,
 }
 
 /// The tabs of the bottom panel.
@@ -297,7 +301,8 @@ impl SenseApp {
             }
         }
         if let Some(run) = ws.training.as_ref() {
-            ws.reconstructions.refresh(ctx, &ws.ensemble, run);
+            ws.reconstructions.refresh(ctx, run);
+            ws.has_checkpoint |= run.checkpoint_written;
         }
         if let Some(pseudo) = ws.pseudo.as_mut() {
             for update in pseudo.pump() {
@@ -317,16 +322,20 @@ impl SenseApp {
                 ProjectionEvent::Frame { members, coords } => {
                     ws.map.members = members;
                     ws.map.coords = Arc::new(coords);
-                    ws.colours_dirty = true;
                     let (colours, legend) = ws.map.colours(ws.labels.as_deref(), None);
                     ws.legend = legend;
                     self.scatter
                         .set_points(ws.map.coords.clone(), Arc::new(colours), None);
-                    ws.colours_dirty = false;
+                    // A cold layout lives in its own coordinate range: keep it in view.
+                    self.scatter.reset_view();
                 }
                 ProjectionEvent::Done(map) => {
                     let animate_from = ws.map.positions_for(&map.members, &map.coords);
+                    let cold = !map.warm_started;
                     ws.map.apply(map);
+                    if cold {
+                        self.scatter.reset_view();
+                    }
                     let (colours, legend) = ws
                         .map
                         .colours(ws.labels.as_deref(), ws.ensemble.parameters.as_ref());
@@ -361,6 +370,7 @@ impl SenseApp {
             store,
             imported,
             layout,
+            has_checkpoint,
         } = loaded;
         if let Some(n) = imported {
             self.notifications.info(format!(
@@ -392,6 +402,7 @@ impl SenseApp {
             reconstructions: Default::default(),
             map_tools: Default::default(),
             dataset_form: Default::default(),
+            has_checkpoint,
         };
         match layout {
             Some((members, ids, coords)) => {
@@ -564,6 +575,7 @@ fn open_dataset(session: &Session) -> Job<Loaded> {
     let labels_file = session.file.dataset_labels.clone();
     let store_path = session.labels_path();
     let layout_path = session.layout_path();
+    let session = session.clone();
     Job::spawn(spec.clone(), move |_| {
         let options = OpenOptions {
             labels: labels_file.clone(),
@@ -591,6 +603,7 @@ fn open_dataset(session: &Session) -> Job<Loaded> {
             store,
             imported,
             layout,
+            has_checkpoint: session.has_checkpoint(),
         })
     })
 }

@@ -79,7 +79,6 @@ pub struct ProjectionWorker {
     events: Receiver<ProjectionEvent>,
     current: Arc<Mutex<TaskControl>>,
     progress: Arc<Mutex<Option<TaskProgress>>>,
-    pending: usize,
 }
 
 impl ProjectionWorker {
@@ -125,7 +124,6 @@ impl ProjectionWorker {
             events,
             current,
             progress,
-            pending: 0,
         })
     }
 
@@ -133,7 +131,6 @@ impl ProjectionWorker {
     /// epoch would starve the map when epochs are faster than UMAP); requests that pile up
     /// meanwhile are skipped but the newest.
     pub fn request(&mut self, request: ProjectionRequest) {
-        self.pending += 1;
         let _ = self.requests.send(request);
     }
 
@@ -145,11 +142,7 @@ impl ProjectionWorker {
     }
 
     pub fn try_recv(&mut self) -> Option<ProjectionEvent> {
-        let event = self.events.try_recv().ok()?;
-        if matches!(event, ProjectionEvent::Done(_) | ProjectionEvent::Error(_)) {
-            self.pending = self.pending.saturating_sub(1);
-        }
-        Some(event)
+        self.events.try_recv().ok()
     }
 
     /// Stage and fraction of the layout in flight.

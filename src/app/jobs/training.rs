@@ -63,6 +63,8 @@ pub struct TrainingRun {
     pub first_epoch: usize,
     pub epochs: usize,
     pub images_per_sec: Option<f64>,
+    /// A checkpoint of this run is on disk.
+    pub checkpoint_written: bool,
     started_at: Option<Instant>,
 }
 
@@ -90,6 +92,7 @@ impl TrainingRun {
             first_epoch: 0,
             epochs: config.epochs,
             images_per_sec: None,
+            checkpoint_written: false,
             started_at: None,
         })
     }
@@ -185,9 +188,8 @@ impl TrainingRun {
                 updates.push(notice(format!("Training failed: {message}"), true));
                 self.state = RunState::Failed(message);
             }
-            TrainEvent::CheckpointWritten { .. }
-            | TrainEvent::LabelsUpdated { .. }
-            | TrainEvent::LossWeightsUpdated { .. } => {}
+            TrainEvent::CheckpointWritten { .. } => self.checkpoint_written = true,
+            TrainEvent::LabelsUpdated { .. } | TrainEvent::LossWeightsUpdated { .. } => {}
         }
     }
 

@@ -207,7 +207,7 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         let reconstruct = ui
             .add_enabled(
-                app.session.has_checkpoint() && ws.inspector.recon_job.is_none(),
+                ws.has_checkpoint && ws.inspector.recon_job.is_none(),
                 egui::Button::new("Reconstruct"),
             )
             .on_hover_text(format!(

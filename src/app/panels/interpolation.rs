@@ -81,7 +81,7 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         ui.label(format!("A: {}   B: {}", name(state.a), name(state.b)));
         ui.add(egui::DragValue::new(&mut state.steps).range(3..=32).suffix(" steps"));
-        let ready = state.a.is_some() && state.b.is_some() && app.session.has_checkpoint();
+        let ready = state.a.is_some() && state.b.is_some() && ws.has_checkpoint;
         let go = ui
             .add_enabled(ready && state.job.is_none(), egui::Button::new("Interpolate"))
             .on_disabled_hover_text(

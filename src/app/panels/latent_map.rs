@@ -210,7 +210,7 @@ fn toolbar(app: &mut SenseApp, ui: &mut egui::Ui) {
         }
         let errors_button = ui
             .add_enabled(
-                app.session.has_checkpoint() && tools.error_job.is_none(),
+                ws.has_checkpoint && tools.error_job.is_none(),
                 egui::Button::new("Reconstruction errors"),
             )
             .on_hover_text("Colour by each member's reconstruction MSE (best checkpoint)");

@@ -4,7 +4,7 @@
 use crate::app::SenseApp;
 use crate::app::images::{error_image, finite_range, to_color_image};
 use crate::app::jobs::training::TrainingRun;
-use crate::data::{Ensemble, Shape};
+use crate::data::Shape;
 
 #[derive(Default)]
 pub struct ReconstructionTextures {
@@ -14,7 +14,7 @@ pub struct ReconstructionTextures {
 
 impl ReconstructionTextures {
     /// Uploads the run's latest reconstructions if they are new.
-    pub fn refresh(&mut self, ctx: &egui::Context, _ensemble: &Ensemble, run: &TrainingRun) {
+    pub fn refresh(&mut self, ctx: &egui::Context, run: &TrainingRun) {
         let Some((epoch, images)) = &run.history.reconstructions else {
             return;
         };

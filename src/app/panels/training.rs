@@ -72,7 +72,7 @@ fn controls(app: &mut SenseApp, ui: &mut egui::Ui) {
         return;
     };
     let state = ws.training.as_ref().map(|t| t.state.clone());
-    let can_continue = app.session.has_checkpoint();
+    let can_continue = ws.has_checkpoint;
     ui.horizontal(|ui| {
         let idle = state.as_ref().is_none_or(|s| !s.is_active());
         let ready = ws.labels.is_some();
