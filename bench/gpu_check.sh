@@ -4,8 +4,12 @@
 # loader's .deb files fetched into .gl/ (see /work/.library/device/README.md). It runs
 #   1. `sense train` on sample:mnist and sample:channels with `--backend auto` (adapter choice,
 #      learning, aux losses on the GPU) and a resume on the GPU,
-#   2. bench/train_throughput.rs on the wgpu backend against bench/torch_reference.py on CUDA,
-#   3. the same on the machine's CPU cores (burn-flex against PyTorch CPU).
+#   2. first-epoch images/s of a first and a second start (the autotune cache in the per-user
+#      cache directory),
+#   3. bench/train_throughput.rs on the wgpu backend, with burn's transposed convs and with the
+#      sub-pixel form (SENSE_GPU_DECONV), against bench/torch_reference.py on CUDA, as a ratio
+#      table, then the per-layer table of each at 160x224 (one read-back per batch of calls),
+#   4. burn-flex against PyTorch on the machine's CPU cores (images/s and busy cores).
 # Everything it prints also lands in $OUT/gpu_check.log; the run directories stay in /tmp.
 set -uo pipefail
 log_dir="${OUT:-/tmp}"
@@ -41,15 +45,54 @@ cat "$out/channels/summary.json"; echo
 tail -n 2 "$out/channels/metrics.jsonl"
 ls "$out/channels"
 
+step "autotune cache: first and second start on the same shapes (1 epoch of sample:mnist each)"
+# A fresh per-user cache directory: the first start autotunes and writes it, the second reads it.
+export XDG_CACHE_HOME=/tmp/gpu-check-cache
+rm -rf "$XDG_CACHE_HOME"
+for start in first second; do
+    timeout 120 .devbin/sense train --data sample:mnist --epochs 1 --backend gpu --quiet \
+        --out "$out/autotune-$start" >/dev/null
+    python3 -c 'import json, sys; e = json.loads(open(sys.argv[2]).readline());
+print(f"{sys.argv[1]} start: first epoch {e[\"images_per_sec\"]:.0f} img/s, {e[\"elapsed_secs\"]:.1f} s")' \
+        "$start" "$out/autotune-$start/metrics.jsonl"
+done
+find "$XDG_CACHE_HOME" -type f | head -n 5
+
 sizes="28x28:128,50x50:128,160x224:32,256x256:32"
-step "throughput on the GPU: burn wgpu"
-timeout 90 .devbin/train_throughput --backend gpu --sizes "$sizes" --steps 30 --warmup 5
+results=/tmp/gpu-check-throughput.jsonl
+: > "$results"
+for deconv in burn subpixel; do
+    step "throughput on the GPU: burn wgpu, decoder transposed convs: $deconv"
+    SENSE_GPU_DECONV=$deconv timeout 120 .devbin/train_throughput --backend gpu --sizes "$sizes" \
+        --steps 30 --warmup 5 --json | sed "s/^{/{\"deconv\": \"$deconv\", /" | tee -a "$results"
+done
 step "throughput on the GPU: PyTorch CUDA"
-timeout 60 python3 bench/torch_reference.py --device cuda --sizes "$sizes" --steps 30 --warmup 5
+timeout 90 python3 bench/torch_reference.py --device cuda --sizes "$sizes" --steps 30 --warmup 5 \
+    | tee -a "$results"
+python3 - "$results" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+torch = {r["size"]: r for r in rows if r["framework"].startswith("torch")}
+print(f"{'size':>8} {'batch':>5} {'deconv':>9} {'phase':>10} {'burn img/s':>11} {'torch img/s':>12} {'burn/torch':>10}")
+for r in rows:
+    if r["framework"].startswith("torch"):
+        continue
+    t = torch[r["size"]]
+    for key, name in (("step", "train step"), ("forward_backward", "fwd+bwd"), ("forward", "forward")):
+        b, c = r[f"{key}_img_per_sec"], t[f"{key}_img_per_sec"]
+        print(f"{r['size']:>8} {r['batch']:>5} {r['deconv']:>9} {name:>10} {b:>11.0f} {c:>12.0f} {b / c:>10.3f}")
+PY
+
+step "per-layer ms on the GPU, 160x224 batch 32 (one read-back per batch of calls)"
+for deconv in burn subpixel; do
+    SENSE_GPU_DECONV=$deconv timeout 90 .devbin/train_throughput --backend gpu --sizes 160x224:32 \
+        --steps 10 --warmup 2 --ops
+done
+timeout 60 python3 bench/torch_reference.py --device cuda --sizes 160x224:32 --steps 10 --warmup 2 --ops
 
 cpu_sizes="28x28:128,50x50:128"
-step "throughput on $(nproc) CPU cores: burn-flex"
-timeout 45 .devbin/train_throughput --backend cpu --sizes "$cpu_sizes" --steps 10 --warmup 2
+step "throughput on $(nproc) CPU cores: burn-flex (lowered convs)"
+timeout 60 .devbin/train_throughput --backend cpu --sizes "$cpu_sizes" --steps 10 --warmup 2
 step "throughput on $(nproc) CPU cores: PyTorch CPU"
 timeout 45 python3 bench/torch_reference.py --device cpu --sizes "$cpu_sizes" --steps 10 --warmup 2
 step done

@@ -78,11 +78,19 @@ def measure(batch, warmup, steps, step):
     return batch * steps / wall, cpu / wall
 
 
+def synchronize():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def mean_ms(reps, op):
+    """ms per call over `reps` calls after one warm-up; on CUDA one synchronize at each end."""
     op()
+    synchronize()
     start = time.perf_counter()
     for _ in range(reps):
         op()
+    synchronize()
     return (time.perf_counter() - start) * 1e3 / reps
 
 
@@ -138,7 +146,7 @@ def time_layer(reps, layer, x):
     return mean_ms(reps, fwd), backward(False), backward(True)
 
 
-def profile_ops(height_px, width_px, batch, reps):
+def profile_ops(height_px, width_px, batch, reps, device):
     """Per-layer timing mirroring the Rust --ops table (inputs made outside the timing)."""
     hs = [halved(height_px, lvl) for lvl in range(LEVELS + 1)]
     ws = [halved(width_px, lvl) for lvl in range(LEVELS + 1)]
@@ -154,23 +162,24 @@ def profile_ops(height_px, width_px, batch, reps):
 
     for lvl in range(LEVELS):
         c_in = 1 if lvl == 0 else FILTERS
-        conv = nn.Conv2d(c_in, FILTERS, 3, stride=2, padding=1)
-        x = torch.randn(batch, c_in, hs[lvl], ws[lvl])
+        conv = nn.Conv2d(c_in, FILTERS, 3, stride=2, padding=1).to(device)
+        x = torch.randn(batch, c_in, hs[lvl], ws[lvl], device=device)
         report(f"conv{lvl} {c_in}->{FILTERS} {hs[lvl]}x{ws[lvl]}", time_layer(reps, conv, x), lvl > 0)
     features = FILTERS * hs[LEVELS] * ws[LEVELS]
     for name, d_in, d_out in (
         ("dense encode", features, LATENT_DIM),
         ("dense decode", LATENT_DIM, features),
     ):
-        x = torch.randn(batch, d_in)
-        report(f"{name} {d_in}->{d_out}", time_layer(reps, nn.Linear(d_in, d_out), x), True)
+        x = torch.randn(batch, d_in, device=device)
+        layer = nn.Linear(d_in, d_out).to(device)
+        report(f"{name} {d_in}->{d_out}", time_layer(reps, layer, x), True)
     for lvl in range(LEVELS, 0, -1):
         c_out = 1 if lvl == 1 else FILTERS
         out_padding = (hs[lvl - 1] + 1 - 2 * hs[lvl], ws[lvl - 1] + 1 - 2 * ws[lvl])
         deconv = nn.ConvTranspose2d(
             FILTERS, c_out, 3, stride=2, padding=1, output_padding=out_padding
-        )
-        x = torch.randn(batch, FILTERS, hs[lvl], ws[lvl])
+        ).to(device)
+        x = torch.randn(batch, FILTERS, hs[lvl], ws[lvl], device=device)
         name = f"deconv{LEVELS - lvl} {FILTERS}->{c_out} {hs[lvl - 1]}x{ws[lvl - 1]}"
         report(name, time_layer(reps, deconv, x), True)
     print(f"  {'sum of layers':<28} {total[0]:>8.2f} {total[1]:>11.2f} {total[2]:>11.2f} {sum(total):>8.2f}")
@@ -209,8 +218,8 @@ def main():
             ),
             flush=True,
         )
-        if args.ops and device.type == "cpu":
-            profile_ops(height_px, width_px, batch, max(3, min(args.steps, 10)))
+        if args.ops:
+            profile_ops(height_px, width_px, batch, max(3, min(args.steps, 10)), device)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@
 //!
 //! ```text
 //! cargo run --release --example train_throughput -- [--sizes 28x28:128,50x50:128,160x224:32]
-//!     [--steps 20] [--warmup 3] [--ops] [--json] [--backend cpu|gpu]
+//!     [--steps 20] [--warmup 3] [--ops] [--json] [--backend cpu|gpu] [--conv lowered|burn]
 //! ```
+//! `--conv burn` runs the CPU convolutions on burn-flex's own kernels instead of ours
+//! (`sense::nn::conv`), to compare the two.
 //! `bench/train_throughput.sh` runs it against the PyTorch reference and prints the ratio table.
 
 use std::time::Instant;
@@ -20,15 +22,15 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::module::{conv_transpose2d, conv2d, linear};
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::module::linear;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution as _, StandardNormal};
 use sense::data::Shape;
+use sense::nn::conv::{self, ConvGeometry, CpuConvPath};
 use sense::nn::losses::mse;
-use sense::nn::{ModelConfig, ModelKind, halved, output_padding};
+use sense::nn::{ModelConfig, ModelKind, halved};
 use sense::train::backend::{BackendChoice, BackendKind, select_backend};
 
 const LEARNING_RATE: f64 = 5e-4;
@@ -73,6 +75,7 @@ struct Args {
     ops: bool,
     json: bool,
     backend: BackendChoice,
+    conv: CpuConvPath,
 }
 
 impl Args {
@@ -84,6 +87,7 @@ impl Args {
             ops: false,
             json: false,
             backend: BackendChoice::Cpu,
+            conv: CpuConvPath::Lowered,
         };
         let mut sizes = "28x28:128,50x50:128,160x224:32".to_owned();
         let mut it = std::env::args().skip(1);
@@ -102,8 +106,15 @@ impl Args {
                         other => bail!("--backend `{other}`: use cpu or gpu"),
                     }
                 }
+                "--conv" => {
+                    args.conv = match value()?.as_str() {
+                        "lowered" => CpuConvPath::Lowered,
+                        "burn" => CpuConvPath::Burn,
+                        other => bail!("--conv `{other}`: use lowered or burn"),
+                    }
+                }
                 other => bail!(
-                    "unknown argument `{other}`; use --sizes HxW:B,.. --steps N --warmup N --ops --json --backend cpu|gpu"
+                    "unknown argument `{other}`; use --sizes HxW:B,.. --steps N --warmup N --ops --json --backend cpu|gpu --conv lowered|burn"
                 ),
             }
         }
@@ -169,13 +180,17 @@ fn measure(batch: usize, warmup: usize, steps: usize, mut step: impl FnMut()) ->
     watch.finish(batch * steps)
 }
 
-/// Mean milliseconds of `op` over `reps` calls after one warm-up call.
-fn mean_ms(reps: usize, mut op: impl FnMut()) -> f64 {
-    op();
+/// Mean milliseconds of `op` over `reps` calls after one warm-up call. Each call returns a
+/// scalar tensor that depends on all of its work; they are summed and read back once at the
+/// end, so on a GPU the figure is of finished work without a read-back latency per call.
+fn mean_ms(reps: usize, mut op: impl FnMut() -> Tensor<1>) -> f64 {
+    op().into_scalar::<f32>();
     let start = Instant::now();
-    for _ in 0..reps {
-        op();
+    let mut total = op();
+    for _ in 1..reps {
+        total = total + op();
     }
+    total.into_scalar::<f32>();
     start.elapsed().as_secs_f64() * 1e3 / reps as f64
 }
 
@@ -262,9 +277,7 @@ fn time_layer<const D: usize, const W: usize>(
     bias: Option<&Tensor<1>>,
     op: impl Fn(Tensor<D>, Tensor<W>, Option<Tensor<1>>) -> Tensor<D>,
 ) -> [f64; 3] {
-    let fwd = mean_ms(reps, || {
-        op(x.clone(), weight.clone(), bias.cloned()).into_data();
-    });
+    let fwd = mean_ms(reps, || op(x.clone(), weight.clone(), bias.cloned()).sum());
     let autodiff = x.device().autodiff();
     let backward = |input_grad: bool| {
         let x = x.clone().to_device(&autodiff).autodiff();
@@ -277,7 +290,11 @@ fn time_layer<const D: usize, const W: usize>(
         let b = bias.map(|b| b.clone().to_device(&autodiff).autodiff().require_grad());
         mean_ms(reps, || {
             let grads = op(x.clone(), w.clone(), b.clone()).sum().backward();
-            w.grad(&grads).map(Tensor::into_data);
+            let grad_w = w.grad(&grads).expect("the weight has a gradient").sum();
+            match x.grad(&grads) {
+                Some(grad_x) => grad_w + grad_x.sum(),
+                None => grad_w,
+            }
         })
     };
     [fwd, backward(false), backward(true)]
@@ -296,7 +313,10 @@ fn profile_ops(case: Case, reps: usize, device: &Device, backend_name: &str) {
         )
     };
 
-    println!("  per-layer ms on {backend_name} (each result read back, so GPU work is finished):");
+    println!(
+        "  per-layer ms on {backend_name} (CPU convs: {:?}; {reps} calls, one read-back at the end):",
+        conv::cpu_conv_path()
+    );
     println!(
         "  {:<28} {:>8} {:>11} {:>11} {:>8}",
         "op", "fwd", "bwd weight", "bwd input", "total"
@@ -315,9 +335,13 @@ fn profile_ops(case: Case, reps: usize, device: &Device, backend_name: &str) {
         );
     };
 
-    let conv = |x: Tensor<4>, w: Tensor<4>, bias: Option<Tensor<1>>| {
-        conv2d(x, w, bias, ConvOptions::new([2, 2], [1, 1], [1, 1], 1))
+    let geometry = ConvGeometry {
+        kernel: [3, 3],
+        stride: [2, 2],
+        padding: [1, 1],
     };
+    let conv =
+        |x: Tensor<4>, w: Tensor<4>, bias: Option<Tensor<1>>| conv::conv2d(x, w, bias, geometry);
     for l in 0..LEVELS {
         let c_in = if l == 0 { 1 } else { FILTERS };
         let x = random(&[b, c_in, hs[l], ws[l]]).reshape([b, c_in, hs[l], ws[l]]);
@@ -345,13 +369,9 @@ fn profile_ops(case: Case, reps: usize, device: &Device, backend_name: &str) {
 
     for l in (1..=LEVELS).rev() {
         let c_out = if l == 1 { 1 } else { FILTERS };
-        let padding_out = [
-            output_padding(hs[l - 1], hs[l]),
-            output_padding(ws[l - 1], ws[l]),
-        ];
+        let big_px = [hs[l - 1], ws[l - 1]];
         let deconv = |x: Tensor<4>, w: Tensor<4>, bias: Option<Tensor<1>>| {
-            let options = ConvTransposeOptions::new([2, 2], [1, 1], padding_out, [1, 1], 1);
-            conv_transpose2d(x, w, bias, options)
+            conv::conv_transpose2d(x, w, bias, geometry, big_px)
         };
         let x = random(&[b, FILTERS, hs[l], ws[l]]).reshape([b, FILTERS, hs[l], ws[l]]);
         let w = random(&[FILTERS, c_out, 3, 3]).reshape([FILTERS, c_out, 3, 3]);
@@ -376,6 +396,7 @@ fn profile_ops(case: Case, reps: usize, device: &Device, backend_name: &str) {
 
 fn main() -> Result<()> {
     let args = Args::parse()?;
+    conv::set_cpu_conv_path(args.conv);
     let threads = rayon::current_num_threads();
     let backend = select_backend(args.backend);
     if let Some(reason) = &backend.fallback_reason {
@@ -399,6 +420,7 @@ fn main() -> Result<()> {
                 "batch": case.batch,
                 "steps": args.steps,
                 "threads": threads,
+                "cpu_conv": format!("{:?}", args.conv),
             });
             for (name, rate) in phases {
                 line[format!("{name}_img_per_sec")] = rate.img_per_sec.into();

@@ -5,9 +5,10 @@
 # /var/tmp/sense-torch-venv; the PyPI wheel brings its CUDA libraries, ~4 GB, unused here).
 #
 #   bench/train_throughput.sh [--sizes 28x28:128,50x50:128,160x224:32] [--steps 20]
-#                             [--warmup 3] [--threads N] [--ops]
+#                             [--warmup 3] [--threads N] [--ops] [--conv lowered|burn]
 # --threads: threads for both (rayon for burn, intra-op for torch); default all cores. With 1,
 # the comparison is of kernels alone, and a busy machine distorts it least.
+# --conv: burn-flex's own convolution kernels (burn) or ours (lowered, the default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ sizes="28x28:128,50x50:128,160x224:32"
 steps=20
 warmup=3
 ops=()
+conv=lowered
 threads=$(nproc)
 while (($#)); do
     case "$1" in
@@ -23,6 +25,7 @@ while (($#)); do
         --warmup) warmup="$2"; shift 2 ;;
         --threads) threads="$2"; shift 2 ;;
         --ops) ops=(--ops); shift ;;
+        --conv) conv="$2"; shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -39,7 +42,7 @@ cargo build --release --quiet --example train_throughput
 target="${CARGO_TARGET_DIR:-target}"
 burn_bin="$target/release/examples/train_throughput"
 
-echo "machine: $(nproc) cores, $threads threads each; $(uname -m); torch $("$py" -c 'import torch; print(torch.__version__)')"
+echo "machine: $(nproc) cores, $threads threads each; CPU convs: $conv; $(uname -m); torch $("$py" -c 'import torch; print(torch.__version__)')"
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 for case in ${sizes//,/ }; do
@@ -47,7 +50,7 @@ for case in ${sizes//,/ }; do
     echo "== $case (load average before: $load)" >&2
     "$py" bench/torch_reference.py --sizes "$case" --steps "$steps" --warmup "$warmup" \
         --threads "$threads" "${ops[@]}" | tee -a "$results" >&2
-    RAYON_NUM_THREADS="$threads" "$burn_bin" --sizes "$case" --steps "$steps" --warmup "$warmup" --json "${ops[@]}" \
+    RAYON_NUM_THREADS="$threads" "$burn_bin" --sizes "$case" --steps "$steps" --warmup "$warmup" --json --conv "$conv" "${ops[@]}" \
         | tee -a "$results" >&2
     echo "{\"load\": $load, \"size\": \"${case%%:*}\"}" >> "$results"
 done

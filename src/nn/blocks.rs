@@ -9,6 +9,7 @@ use burn::tensor::activation::{elu, leaky_relu, relu, selu};
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::config::ActivationKind;
+use super::conv::{self, ConvGeometry};
 
 /// Negative slope of [`ActivationKind::LeakyRelu`].
 pub const LEAKY_SLOPE: f64 = 0.01;
@@ -49,6 +50,17 @@ pub struct ConvBlock {
     dropout: Option<Dropout>,
     #[module(skip)]
     activation: ActivationKind,
+    #[module(skip)]
+    geometry: ConvGeometry,
+}
+
+/// 3×3 kernel, padding 1, the given stride: what every conv of the autoencoders uses.
+fn geometry_3x3(stride: usize) -> ConvGeometry {
+    ConvGeometry {
+        kernel: [3, 3],
+        stride: [stride, stride],
+        padding: [1, 1],
+    }
 }
 
 /// Hidden-layer options common to every block of one model.
@@ -87,11 +99,14 @@ impl ConvBlock {
             norm: options.norm(channels[1], device),
             dropout: options.dropout(),
             activation: options.activation,
+            geometry: geometry_3x3(stride),
         }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.conv.forward(x);
+        let weight = self.conv.weight.val();
+        let bias = self.conv.bias.as_ref().map(|b| b.val());
+        let x = conv::conv2d(x, weight, bias, self.geometry);
         let x = match &self.norm {
             Some(norm) => norm.forward(x),
             None => x,
@@ -109,6 +124,9 @@ impl ConvBlock {
 #[derive(Module, Debug)]
 pub struct UpBlock {
     deconv: ConvTranspose2d,
+    /// The exact output size `[H, W]`.
+    #[module(skip)]
+    output_px: [usize; 2],
     norm: Option<BatchNorm>,
     dropout: Option<Dropout>,
     /// `None` for the linear output layer.
@@ -127,6 +145,7 @@ impl UpBlock {
     ) -> Self {
         Self {
             deconv: Self::deconv(channels, small_px, big_px, device),
+            output_px: big_px,
             norm: options.norm(channels[1], device),
             dropout: options.dropout(),
             activation: Some(options.activation),
@@ -142,6 +161,7 @@ impl UpBlock {
     ) -> Self {
         Self {
             deconv: Self::deconv(channels, small_px, big_px, device),
+            output_px: big_px,
             norm: None,
             dropout: None,
             activation: None,
@@ -165,7 +185,9 @@ impl UpBlock {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.deconv.forward(x);
+        let weight = self.deconv.weight.val();
+        let bias = self.deconv.bias.as_ref().map(|b| b.val());
+        let x = conv::conv_transpose2d(x, weight, bias, geometry_3x3(2), self.output_px);
         let Some(activation) = self.activation else {
             return x;
         };

@@ -8,6 +8,7 @@ mod autoencoder;
 mod blocks;
 mod cnn_ae;
 mod config;
+pub mod conv;
 pub mod losses;
 mod paper_ae;
 mod unet_vae;

@@ -1,0 +1,577 @@
+//! Convolutions lowered to im2col + GEMM on `f32` buffers, batch-parallel with rayon: the
+//! forward pass, the input gradient and the weight gradient of a dense 2-D convolution
+//! (groups 1, dilation 1). A transposed convolution is the input gradient of the convolution
+//! that shares its weights, so these three kernels cover both layers and both directions.
+//!
+//! Written here because burn-flex 0.22.1 has no dedicated backward kernels: its weight
+//! gradient runs a forward conv whose kernel is the whole output gradient (one skinny GEMM,
+//! parallel over at most C_in tasks) and every conv copies NCHW→NHWC on one thread
+//! (bench/README.md, "Where the time goes"). The GEMMs are the `gemm` crate's, the one
+//! burn-flex itself uses; only the data movement around them is ours.
+//!
+//! Conventions ("conv" view): `x` is the large side `[B, C_in, H, W]`, `y` the small side
+//! `[B, C_out, H_out, W_out]`, the weight `[C_out, C_in, k_h, k_w]` — for a transposed conv the
+//! same buffers with the roles of `x` and `y` swapped, and its `[C_in, C_out, k_h, k_w]` weight
+//! read as is. All buffers are contiguous, row-major.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// Kernel size, stride and zero padding of a dense 2-D convolution (dilation 1, groups 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConvGeometry {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+impl ConvGeometry {
+    /// Output size of the convolution over an input of `input_px` (floor division, as burn
+    /// and PyTorch); `None` when the padded input is smaller than the kernel.
+    pub fn output_px(&self, input_px: [usize; 2]) -> Option<[usize; 2]> {
+        let along = |axis: usize| {
+            let padded = input_px[axis] + 2 * self.padding[axis];
+            (padded >= self.kernel[axis] && self.stride[axis] > 0)
+                .then(|| (padded - self.kernel[axis]) / self.stride[axis] + 1)
+        };
+        Some([along(0)?, along(1)?])
+    }
+
+    fn taps(&self) -> usize {
+        self.kernel[0] * self.kernel[1]
+    }
+}
+
+/// Every size of one lowered convolution, in the "conv" view (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvDims {
+    pub batch: usize,
+    pub c_in: usize,
+    pub c_out: usize,
+    /// Spatial size of the large side `x`.
+    pub input_px: [usize; 2],
+    /// Spatial size of the small side `y`.
+    pub output_px: [usize; 2],
+    pub geometry: ConvGeometry,
+}
+
+impl ConvDims {
+    /// Rows of the im2col matrix: one per input channel and kernel tap.
+    fn patch_len(&self) -> usize {
+        self.c_in * self.geometry.taps()
+    }
+
+    /// Columns of the im2col matrix: one per output pixel.
+    fn output_pixels(&self) -> usize {
+        self.output_px[0] * self.output_px[1]
+    }
+
+    fn input_len(&self) -> usize {
+        self.c_in * self.input_px[0] * self.input_px[1]
+    }
+
+    fn output_len(&self) -> usize {
+        self.c_out * self.output_pixels()
+    }
+
+    pub fn weight_len(&self) -> usize {
+        self.c_out * self.patch_len()
+    }
+
+    fn col_len(&self) -> usize {
+        self.patch_len() * self.output_pixels()
+    }
+}
+
+/// `y = conv(x, weight)`: `x` `[B, C_in, H, W]`, `weight` `[C_out, C_in, k_h, k_w]` → `y`
+/// `[B, C_out, H_out, W_out]`.
+pub fn conv_forward(x: &[f32], weight: &[f32], dims: &ConvDims) -> Vec<f32> {
+    check_len("input", x, dims.batch * dims.input_len());
+    check_len("weight", weight, dims.weight_len());
+    let (k, l) = (dims.patch_len(), dims.output_pixels());
+    let mut y = vec![0.0f32; dims.batch * dims.output_len()];
+    for_each_image(
+        &mut y,
+        dims.output_len(),
+        dims,
+        |b, y_b, col, parallelism| {
+            im2col(image(x, b, dims.input_len()), dims, col);
+            // y_b [C_out, L] = W [C_out, K] · col [K, L]
+            gemm_into(
+                y_b,
+                Matrix::row_major(weight, dims.c_out, k),
+                Matrix::row_major(col, k, l),
+                parallelism,
+            );
+        },
+    );
+    y
+}
+
+/// The input gradient `dx = convᵀ(dy, weight)`, which is also the forward pass of a transposed
+/// convolution: `dy` `[B, C_out, H_out, W_out]` → `dx` `[B, C_in, H, W]`.
+pub fn conv_input_grad(dy: &[f32], weight: &[f32], dims: &ConvDims) -> Vec<f32> {
+    check_len("output gradient", dy, dims.batch * dims.output_len());
+    check_len("weight", weight, dims.weight_len());
+    let (k, l) = (dims.patch_len(), dims.output_pixels());
+    let mut dx = vec![0.0f32; dims.batch * dims.input_len()];
+    for_each_image(
+        &mut dx,
+        dims.input_len(),
+        dims,
+        |b, dx_b, col, parallelism| {
+            // col [K, L] = Wᵀ [K, C_out] · dy_b [C_out, L]
+            let w_t = Matrix::transposed(weight, dims.c_out, k);
+            gemm_into(
+                col,
+                w_t,
+                Matrix::row_major(image(dy, b, dims.output_len()), dims.c_out, l),
+                parallelism,
+            );
+            col2im(col, dims, dx_b);
+        },
+    );
+    dx
+}
+
+/// The weight gradient `dW = Σ_b dy_b · im2col(x_b)ᵀ`: `x` `[B, C_in, H, W]`, `dy`
+/// `[B, C_out, H_out, W_out]` → `[C_out, C_in, k_h, k_w]`. Each thread sums its share of the
+/// batch into its own buffer; the partial sums are added in a fixed order, so the result
+/// depends only on the thread count.
+pub fn conv_weight_grad(x: &[f32], dy: &[f32], dims: &ConvDims) -> Vec<f32> {
+    check_len("input", x, dims.batch * dims.input_len());
+    check_len("output gradient", dy, dims.batch * dims.output_len());
+    let (k, l) = (dims.patch_len(), dims.output_pixels());
+    let accumulate = |images: std::ops::Range<usize>, parallelism: Parallelism| {
+        let mut dw = vec![0.0f32; dims.weight_len()];
+        let mut col = vec![0.0f32; dims.col_len()];
+        for (n, b) in images.enumerate() {
+            im2col(image(x, b, dims.input_len()), dims, &mut col);
+            // dW [C_out, K] (+)= dy_b [C_out, L] · colᵀ [L, K]
+            gemm(
+                &mut dw,
+                n > 0,
+                Matrix::row_major(image(dy, b, dims.output_len()), dims.c_out, l),
+                Matrix::transposed(&col, k, l),
+                parallelism,
+            );
+        }
+        dw
+    };
+    let chunks = chunk_ranges(dims.batch, rayon::current_num_threads());
+    if chunks.len() <= 1 {
+        return accumulate(0..dims.batch, Parallelism::Rayon(0));
+    }
+    let partials: Vec<Vec<f32>> = chunks
+        .into_par_iter()
+        .map(|range| accumulate(range, Parallelism::None))
+        .collect();
+    let mut partials = partials.into_iter();
+    let mut dw = partials
+        .next()
+        .unwrap_or_else(|| vec![0.0; dims.weight_len()]);
+    for partial in partials {
+        dw.iter_mut().zip(&partial).for_each(|(a, b)| *a += b);
+    }
+    dw
+}
+
+/// Runs `work(b, out_b, col_buffer, parallelism)` for every image, in parallel over images
+/// when there are at least as many images as threads, else one image after another with a
+/// multi-threaded GEMM.
+fn for_each_image<F>(out: &mut [f32], out_len: usize, dims: &ConvDims, work: F)
+where
+    F: Fn(usize, &mut [f32], &mut [f32], Parallelism) + Sync,
+{
+    if out_len == 0 {
+        return;
+    }
+    let col_len = dims.col_len();
+    if dims.batch >= rayon::current_num_threads() {
+        out.par_chunks_mut(out_len).enumerate().for_each_init(
+            || vec![0.0f32; col_len],
+            |col, (b, out_b)| work(b, out_b, col, Parallelism::None),
+        );
+    } else {
+        let mut col = vec![0.0f32; col_len];
+        for (b, out_b) in out.chunks_mut(out_len).enumerate() {
+            work(b, out_b, &mut col, Parallelism::Rayon(0));
+        }
+    }
+}
+
+/// Splits `0..n` into at most `parts` contiguous, non-empty ranges of near-equal length.
+fn chunk_ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
+    let parts = parts.clamp(1, n.max(1));
+    let per = n.div_ceil(parts).max(1);
+    (0..n)
+        .step_by(per)
+        .map(|start| start..(start + per).min(n))
+        .collect()
+}
+
+fn image(buffer: &[f32], b: usize, len: usize) -> &[f32] {
+    &buffer[b * len..(b + 1) * len]
+}
+
+fn check_len(what: &str, buffer: &[f32], expected: usize) {
+    assert_eq!(
+        buffer.len(),
+        expected,
+        "lowered conv: {what} has {} values, its dimensions say {expected}",
+        buffer.len()
+    );
+}
+
+/// The valid output columns for kernel column `kx`: those `ox` whose input column
+/// `ox·s + kx − p` lies in `0..width` (the rest read the zero padding).
+fn valid_range(
+    out_len: usize,
+    width: usize,
+    tap: usize,
+    stride: usize,
+    pad: usize,
+) -> (usize, usize) {
+    // ox·s + tap ≥ pad  ⇔  ox ≥ ceil((pad − tap) / s)
+    let first = pad.saturating_sub(tap).div_ceil(stride).min(out_len);
+    // ox·s + tap − pad < width  ⇔  ox < ceil((width + pad − tap) / s)
+    let end = (width + pad)
+        .saturating_sub(tap)
+        .div_ceil(stride)
+        .min(out_len);
+    (first, end.max(first))
+}
+
+/// One image `x` `[C_in, H, W]` → `col` `[C_in·k_h·k_w, H_out·W_out]`.
+fn im2col(x: &[f32], dims: &ConvDims, col: &mut [f32]) {
+    let ConvGeometry {
+        kernel: [kh, kw],
+        stride: [sh, sw],
+        padding: [ph, pw],
+    } = dims.geometry;
+    let [h, w] = dims.input_px;
+    let [oh, ow] = dims.output_px;
+    let mut rows = col.chunks_exact_mut(oh * ow);
+    for plane in x.chunks_exact(h * w) {
+        for ky in 0..kh {
+            let (oy0, oy1) = valid_range(oh, h, ky, sh, ph);
+            for kx in 0..kw {
+                let Some(row) = rows.next() else { return };
+                let (ox0, ox1) = valid_range(ow, w, kx, sw, pw);
+                row[..oy0 * ow].fill(0.0);
+                row[oy1 * ow..].fill(0.0);
+                for oy in oy0..oy1 {
+                    let out = &mut row[oy * ow..(oy + 1) * ow];
+                    out[..ox0].fill(0.0);
+                    out[ox1..].fill(0.0);
+                    let iy = oy * sh + ky - ph;
+                    let src = &plane[iy * w..(iy + 1) * w];
+                    let ix0 = ox0 * sw + kx - pw;
+                    if sw == 1 {
+                        out[ox0..ox1].copy_from_slice(&src[ix0..ix0 + (ox1 - ox0)]);
+                    } else {
+                        for (o, s) in out[ox0..ox1].iter_mut().zip(src[ix0..].iter().step_by(sw)) {
+                            *o = *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: `col` `[C_in·k_h·k_w, H_out·W_out]` summed into one image `x`
+/// `[C_in, H, W]` (overwritten).
+fn col2im(col: &[f32], dims: &ConvDims, x: &mut [f32]) {
+    let ConvGeometry {
+        kernel: [kh, kw],
+        stride: [sh, sw],
+        padding: [ph, pw],
+    } = dims.geometry;
+    let [h, w] = dims.input_px;
+    let [oh, ow] = dims.output_px;
+    x.fill(0.0);
+    let mut rows = col.chunks_exact(oh * ow);
+    for plane in x.chunks_exact_mut(h * w) {
+        for ky in 0..kh {
+            let (oy0, oy1) = valid_range(oh, h, ky, sh, ph);
+            for kx in 0..kw {
+                let Some(row) = rows.next() else { return };
+                let (ox0, ox1) = valid_range(ow, w, kx, sw, pw);
+                for oy in oy0..oy1 {
+                    let src = &row[oy * ow + ox0..oy * ow + ox1];
+                    let iy = oy * sh + ky - ph;
+                    let dst = &mut plane[iy * w..(iy + 1) * w];
+                    let ix0 = ox0 * sw + kx - pw;
+                    if sw == 1 {
+                        dst[ix0..ix0 + src.len()]
+                            .iter_mut()
+                            .zip(src)
+                            .for_each(|(d, s)| *d += s);
+                    } else {
+                        for (d, s) in dst[ix0..].iter_mut().step_by(sw).zip(src) {
+                            *d += s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A read-only matrix view over a row-major buffer, possibly transposed.
+#[derive(Clone, Copy)]
+struct Matrix<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: isize,
+    col_stride: isize,
+}
+
+impl<'a> Matrix<'a> {
+    /// `data` holds `rows × cols` in row-major order.
+    fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        debug_assert!(data.len() >= rows * cols);
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride: cols as isize,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of the row-major `rows × cols` matrix in `data` (a `cols × rows` view).
+    fn transposed(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        debug_assert!(data.len() >= rows * cols);
+        Self {
+            data,
+            rows: cols,
+            cols: rows,
+            row_stride: 1,
+            col_stride: cols as isize,
+        }
+    }
+}
+
+/// `dst = lhs · rhs` (`dst` row-major, overwritten).
+fn gemm_into(dst: &mut [f32], lhs: Matrix, rhs: Matrix, parallelism: Parallelism) {
+    gemm(dst, false, lhs, rhs, parallelism);
+}
+
+/// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate` (`dst` row-major).
+fn gemm(dst: &mut [f32], accumulate: bool, lhs: Matrix, rhs: Matrix, parallelism: Parallelism) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(rhs.rows, k, "lowered conv: inner GEMM dimensions differ");
+    assert!(
+        dst.len() >= m * n,
+        "lowered conv: GEMM output buffer too small"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: the views were built over buffers of at least rows × cols elements (asserted
+    // above and in the constructors) with strides that stay inside them, and `dst` holds
+    // m × n values, written row-major with column stride 1 and row stride n.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride,
+            lhs.row_stride,
+            rhs.data.as_ptr(),
+            rhs.col_stride,
+            rhs.row_stride,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct convolution by the definition, for reference.
+    fn naive_forward(x: &[f32], w: &[f32], d: &ConvDims) -> Vec<f32> {
+        let g = d.geometry;
+        let [h, wd] = d.input_px;
+        let [oh, ow] = d.output_px;
+        let mut y = vec![0.0; d.batch * d.c_out * oh * ow];
+        for b in 0..d.batch {
+            for co in 0..d.c_out {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = 0.0f64;
+                        for ci in 0..d.c_in {
+                            for ky in 0..g.kernel[0] {
+                                for kx in 0..g.kernel[1] {
+                                    let iy =
+                                        (oy * g.stride[0] + ky) as isize - g.padding[0] as isize;
+                                    let ix =
+                                        (ox * g.stride[1] + kx) as isize - g.padding[1] as isize;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                        continue;
+                                    }
+                                    let xv =
+                                        x[((b * d.c_in + ci) * h + iy as usize) * wd + ix as usize];
+                                    let wv = w[((co * d.c_in + ci) * g.kernel[0] + ky)
+                                        * g.kernel[1]
+                                        + kx];
+                                    acc += (xv * wv) as f64;
+                                }
+                            }
+                        }
+                        y[((b * d.c_out + co) * oh + oy) * ow + ox] = acc as f32;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        // A small deterministic generator: values in [-1, 1).
+        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn dot(a: &[f32], b: &[f32]) -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (*x as f64) * (*y as f64))
+            .sum()
+    }
+
+    fn cases() -> Vec<ConvDims> {
+        let g = |k: usize, s: usize, p: usize| ConvGeometry {
+            kernel: [k, k],
+            stride: [s, s],
+            padding: [p, p],
+        };
+        let dims = |batch, c_in, c_out, input_px: [usize; 2], geometry: ConvGeometry| ConvDims {
+            batch,
+            c_in,
+            c_out,
+            input_px,
+            output_px: geometry.output_px(input_px).unwrap(),
+            geometry,
+        };
+        vec![
+            dims(3, 2, 4, [7, 6], g(3, 2, 1)),
+            dims(2, 1, 5, [8, 9], g(3, 2, 1)),
+            dims(5, 3, 1, [5, 5], g(3, 1, 1)),
+            dims(1, 2, 3, [6, 7], g(1, 1, 0)),
+            dims(4, 2, 2, [9, 4], g(5, 2, 2)),
+            dims(2, 3, 2, [2, 3], g(3, 2, 1)),
+        ]
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for d in cases() {
+            let x = values(d.batch * d.input_len(), 1);
+            let w = values(d.weight_len(), 2);
+            let got = conv_forward(&x, &w, &d);
+            let want = naive_forward(&x, &w, &d);
+            for (g, e) in got.iter().zip(&want) {
+                assert!((g - e).abs() < 1e-4, "{d:?}: {g} vs {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn gradients_are_the_adjoints_of_the_forward_pass() {
+        // ⟨dy, conv(x, W)⟩ = ⟨conv_input_grad(dy, W), x⟩ = ⟨conv_weight_grad(x, dy), W⟩
+        for d in cases() {
+            let x = values(d.batch * d.input_len(), 3);
+            let w = values(d.weight_len(), 4);
+            let dy = values(d.batch * d.output_len(), 5);
+            let y = conv_forward(&x, &w, &d);
+            let reference = dot(&dy, &y);
+            let via_input = dot(&conv_input_grad(&dy, &w, &d), &x);
+            let via_weight = dot(&conv_weight_grad(&x, &dy, &d), &w);
+            let tol = 1e-4 * reference.abs().max(1.0);
+            assert!(
+                (via_input - reference).abs() < tol,
+                "{d:?}: {via_input} vs {reference}"
+            );
+            assert!(
+                (via_weight - reference).abs() < tol,
+                "{d:?}: {via_weight} vs {reference}"
+            );
+        }
+    }
+
+    #[test]
+    fn weight_gradient_is_the_same_whatever_the_batch_split() {
+        let d = cases()[0];
+        let x = values(d.batch * d.input_len(), 6);
+        let dy = values(d.batch * d.output_len(), 7);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let one_thread = pool.install(|| conv_weight_grad(&x, &dy, &d));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        let three_threads = pool.install(|| conv_weight_grad(&x, &dy, &d));
+        for (a, b) in one_thread.iter().zip(&three_threads) {
+            assert!((a - b).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn output_size_follows_floor_division() {
+        let g = ConvGeometry {
+            kernel: [3, 3],
+            stride: [2, 2],
+            padding: [1, 1],
+        };
+        assert_eq!(g.output_px([50, 50]), Some([25, 25]));
+        assert_eq!(g.output_px([25, 13]), Some([13, 7]));
+        assert_eq!(g.output_px([1, 1]), Some([1, 1]));
+        let big = ConvGeometry {
+            kernel: [5, 5],
+            stride: [1, 1],
+            padding: [0, 0],
+        };
+        assert_eq!(big.output_px([4, 8]), None);
+    }
+
+    #[test]
+    fn chunks_cover_the_batch_once() {
+        for (n, parts) in [(0, 2), (1, 4), (7, 2), (128, 16), (5, 5)] {
+            let ranges = chunk_ranges(n, parts);
+            let covered: Vec<usize> = ranges.iter().cloned().flatten().collect();
+            assert_eq!(covered, (0..n).collect::<Vec<_>>());
+            assert!(ranges.len() <= parts.max(1));
+        }
+    }
+}
