@@ -77,9 +77,89 @@ impl ConvDims {
     pub fn weight_len(&self) -> usize {
         self.c_out * self.patch_len()
     }
+}
 
-    fn col_len(&self) -> usize {
-        self.patch_len() * self.output_pixels()
+/// Columns one GEMM should have at least: with fewer, the GEMM's micro-kernels idle on a
+/// narrow matrix, so the im2col matrices of small images are laid side by side (a group) and
+/// multiplied at once. ~2 MB of im2col per group at 64 channels: it stays in L2.
+const MIN_GEMM_COLUMNS: usize = 512;
+
+/// How the batch is cut into groups of images that share one GEMM.
+#[derive(Debug, Clone, Copy)]
+struct Grouping {
+    images_per_group: usize,
+    groups: usize,
+    /// GEMM threading: the groups run in parallel when there are enough of them, else each
+    /// GEMM runs on all threads.
+    parallelism: Parallelism,
+}
+
+impl Grouping {
+    fn of(dims: &ConvDims) -> Self {
+        let threads = rayon::current_num_threads().max(1);
+        let wanted = MIN_GEMM_COLUMNS.div_ceil(dims.output_pixels().max(1));
+        // At least one group per thread, so no core waits.
+        let fair = dims.batch.div_ceil(threads).max(1);
+        let images_per_group = wanted.clamp(1, fair);
+        let groups = dims.batch.div_ceil(images_per_group);
+        let parallelism = match groups >= threads {
+            true => Parallelism::None,
+            false => Parallelism::Rayon(0),
+        };
+        Self {
+            images_per_group,
+            groups,
+            parallelism,
+        }
+    }
+
+    fn images(&self, group: usize, batch: usize) -> std::ops::Range<usize> {
+        let start = group * self.images_per_group;
+        start..(start + self.images_per_group).min(batch)
+    }
+}
+
+/// Per-thread scratch: a group's im2col matrix `[K, n]` and a `[C_out, n]` matrix of outputs
+/// or output gradients side by side (n = images · output pixels).
+struct Scratch {
+    col: Vec<f32>,
+    wide: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(dims: &ConvDims, grouping: &Grouping) -> Self {
+        let columns = grouping.images_per_group * dims.output_pixels();
+        Self {
+            col: vec![0.0; dims.patch_len() * columns],
+            wide: vec![0.0; dims.c_out * columns],
+        }
+    }
+
+    /// im2col of `images` of `x`, side by side: `[K, images · L]`.
+    fn im2col(&mut self, x: &[f32], images: std::ops::Range<usize>, dims: &ConvDims) -> usize {
+        let l = dims.output_pixels();
+        let columns = images.len() * l;
+        for (g, b) in images.enumerate() {
+            im2col(
+                image(x, b, dims.input_len()),
+                dims,
+                &mut self.col[g * l..],
+                columns,
+            );
+        }
+        columns
+    }
+
+    /// `dy` of `images` side by side in `wide` (`[C_out, images · L]`).
+    fn gather(&mut self, dy: &[f32], images: std::ops::Range<usize>, dims: &ConvDims) {
+        let l = dims.output_pixels();
+        let columns = images.len() * l;
+        for (g, b) in images.enumerate() {
+            let dy_b = image(dy, b, dims.output_len());
+            for (co, row) in dy_b.chunks_exact(l).enumerate() {
+                self.wide[co * columns + g * l..][..l].copy_from_slice(row);
+            }
+        }
     }
 }
 
@@ -90,19 +170,30 @@ pub fn conv_forward(x: &[f32], weight: &[f32], dims: &ConvDims) -> Vec<f32> {
     check_len("weight", weight, dims.weight_len());
     let (k, l) = (dims.patch_len(), dims.output_pixels());
     let mut y = vec![0.0f32; dims.batch * dims.output_len()];
-    for_each_image(
-        &mut y,
-        dims.output_len(),
-        dims,
-        |b, y_b, col, parallelism| {
-            im2col(image(x, b, dims.input_len()), dims, col);
-            // y_b [C_out, L] = W [C_out, K] · col [K, L]
-            gemm_into(
-                y_b,
-                Matrix::row_major(weight, dims.c_out, k),
-                Matrix::row_major(col, k, l),
-                parallelism,
-            );
+    if y.is_empty() {
+        return y;
+    }
+    let grouping = Grouping::of(dims);
+    let group_len = grouping.images_per_group * dims.output_len();
+    y.par_chunks_mut(group_len).enumerate().for_each_init(
+        || Scratch::new(dims, &grouping),
+        |scratch, (group, y_group)| {
+            let images = grouping.images(group, dims.batch);
+            let count = images.len();
+            let n = scratch.im2col(x, images, dims);
+            let w = Matrix::row_major(weight, dims.c_out, k);
+            let col = Matrix::row_major(&scratch.col, k, n);
+            if count == 1 {
+                // y_b [C_out, L] = W [C_out, K] · col [K, L]
+                gemm(y_group, false, w, col, grouping.parallelism);
+                return;
+            }
+            gemm(&mut scratch.wide, false, w, col, grouping.parallelism);
+            for (g, y_b) in y_group.chunks_exact_mut(dims.output_len()).enumerate() {
+                for (co, row) in y_b.chunks_exact_mut(l).enumerate() {
+                    row.copy_from_slice(&scratch.wide[co * n + g * l..][..l]);
+                }
+            }
         },
     );
     y
@@ -115,20 +206,30 @@ pub fn conv_input_grad(dy: &[f32], weight: &[f32], dims: &ConvDims) -> Vec<f32> 
     check_len("weight", weight, dims.weight_len());
     let (k, l) = (dims.patch_len(), dims.output_pixels());
     let mut dx = vec![0.0f32; dims.batch * dims.input_len()];
-    for_each_image(
-        &mut dx,
-        dims.input_len(),
-        dims,
-        |b, dx_b, col, parallelism| {
-            // col [K, L] = Wᵀ [K, C_out] · dy_b [C_out, L]
+    if dx.is_empty() {
+        return dx;
+    }
+    let grouping = Grouping::of(dims);
+    let group_len = grouping.images_per_group * dims.input_len();
+    dx.par_chunks_mut(group_len).enumerate().for_each_init(
+        || Scratch::new(dims, &grouping),
+        |scratch, (group, dx_group)| {
+            let images = grouping.images(group, dims.batch);
+            let n = images.len() * l;
+            // col [K, n] = Wᵀ [K, C_out] · dy [C_out, n]
             let w_t = Matrix::transposed(weight, dims.c_out, k);
-            gemm_into(
-                col,
-                w_t,
-                Matrix::row_major(image(dy, b, dims.output_len()), dims.c_out, l),
-                parallelism,
-            );
-            col2im(col, dims, dx_b);
+            if images.len() == 1 {
+                let dy_b = image(dy, images.start, dims.output_len());
+                let dy_b = Matrix::row_major(dy_b, dims.c_out, n);
+                gemm(&mut scratch.col, false, w_t, dy_b, grouping.parallelism);
+            } else {
+                scratch.gather(dy, images, dims);
+                let wide = Matrix::row_major(&scratch.wide, dims.c_out, n);
+                gemm(&mut scratch.col, false, w_t, wide, grouping.parallelism);
+            }
+            for (g, dx_b) in dx_group.chunks_exact_mut(dims.input_len()).enumerate() {
+                col2im(&scratch.col[g * l..], n, dims, dx_b);
+            }
         },
     );
     dx
@@ -136,36 +237,41 @@ pub fn conv_input_grad(dy: &[f32], weight: &[f32], dims: &ConvDims) -> Vec<f32> 
 
 /// The weight gradient `dW = Σ_b dy_b · im2col(x_b)ᵀ`: `x` `[B, C_in, H, W]`, `dy`
 /// `[B, C_out, H_out, W_out]` → `[C_out, C_in, k_h, k_w]`. Each thread sums its share of the
-/// batch into its own buffer; the partial sums are added in a fixed order, so the result
+/// groups into its own buffer; the partial sums are added in a fixed order, so the result
 /// depends only on the thread count.
 pub fn conv_weight_grad(x: &[f32], dy: &[f32], dims: &ConvDims) -> Vec<f32> {
     check_len("input", x, dims.batch * dims.input_len());
     check_len("output gradient", dy, dims.batch * dims.output_len());
-    let (k, l) = (dims.patch_len(), dims.output_pixels());
-    let accumulate = |images: std::ops::Range<usize>, parallelism: Parallelism| {
+    let k = dims.patch_len();
+    let grouping = Grouping::of(dims);
+    let accumulate = |groups: std::ops::Range<usize>| {
         let mut dw = vec![0.0f32; dims.weight_len()];
-        let mut col = vec![0.0f32; dims.col_len()];
-        for (n, b) in images.enumerate() {
-            im2col(image(x, b, dims.input_len()), dims, &mut col);
-            // dW [C_out, K] (+)= dy_b [C_out, L] · colᵀ [L, K]
+        let mut scratch = Scratch::new(dims, &grouping);
+        for (i, group) in groups.enumerate() {
+            let images = grouping.images(group, dims.batch);
+            let first = images.start;
+            let single = images.len() == 1;
+            let n = scratch.im2col(x, images.clone(), dims);
+            if !single {
+                scratch.gather(dy, images, dims);
+            }
+            let dy_group = match single {
+                true => image(dy, first, dims.output_len()),
+                false => &scratch.wide,
+            };
+            // dW [C_out, K] (+)= dy [C_out, n] · colᵀ [n, K]
             gemm(
                 &mut dw,
-                n > 0,
-                Matrix::row_major(image(dy, b, dims.output_len()), dims.c_out, l),
-                Matrix::transposed(&col, k, l),
-                parallelism,
+                i > 0,
+                Matrix::row_major(dy_group, dims.c_out, n),
+                Matrix::transposed(&scratch.col, k, n),
+                grouping.parallelism,
             );
         }
         dw
     };
-    let chunks = chunk_ranges(dims.batch, rayon::current_num_threads());
-    if chunks.len() <= 1 {
-        return accumulate(0..dims.batch, Parallelism::Rayon(0));
-    }
-    let partials: Vec<Vec<f32>> = chunks
-        .into_par_iter()
-        .map(|range| accumulate(range, Parallelism::None))
-        .collect();
+    let chunks = chunk_ranges(grouping.groups, rayon::current_num_threads());
+    let partials: Vec<Vec<f32>> = chunks.into_par_iter().map(accumulate).collect();
     let mut partials = partials.into_iter();
     let mut dw = partials
         .next()
@@ -174,30 +280,6 @@ pub fn conv_weight_grad(x: &[f32], dy: &[f32], dims: &ConvDims) -> Vec<f32> {
         dw.iter_mut().zip(&partial).for_each(|(a, b)| *a += b);
     }
     dw
-}
-
-/// Runs `work(b, out_b, col_buffer, parallelism)` for every image, in parallel over images
-/// when there are at least as many images as threads, else one image after another with a
-/// multi-threaded GEMM.
-fn for_each_image<F>(out: &mut [f32], out_len: usize, dims: &ConvDims, work: F)
-where
-    F: Fn(usize, &mut [f32], &mut [f32], Parallelism) + Sync,
-{
-    if out_len == 0 {
-        return;
-    }
-    let col_len = dims.col_len();
-    if dims.batch >= rayon::current_num_threads() {
-        out.par_chunks_mut(out_len).enumerate().for_each_init(
-            || vec![0.0f32; col_len],
-            |col, (b, out_b)| work(b, out_b, col, Parallelism::None),
-        );
-    } else {
-        let mut col = vec![0.0f32; col_len];
-        for (b, out_b) in out.chunks_mut(out_len).enumerate() {
-            work(b, out_b, &mut col, Parallelism::Rayon(0));
-        }
-    }
 }
 
 /// Splits `0..n` into at most `parts` contiguous, non-empty ranges of near-equal length.
@@ -242,8 +324,9 @@ fn valid_range(
     (first, end.max(first))
 }
 
-/// One image `x` `[C_in, H, W]` → `col` `[C_in·k_h·k_w, H_out·W_out]`.
-fn im2col(x: &[f32], dims: &ConvDims, col: &mut [f32]) {
+/// One image `x` `[C_in, H, W]` → the im2col rows `[C_in·k_h·k_w, H_out·W_out]`, row `r` at
+/// `col[r · row_stride..]` (a group's matrices lie side by side).
+fn im2col(x: &[f32], dims: &ConvDims, col: &mut [f32], row_stride: usize) {
     let ConvGeometry {
         kernel: [kh, kw],
         stride: [sh, sw],
@@ -251,12 +334,13 @@ fn im2col(x: &[f32], dims: &ConvDims, col: &mut [f32]) {
     } = dims.geometry;
     let [h, w] = dims.input_px;
     let [oh, ow] = dims.output_px;
-    let mut rows = col.chunks_exact_mut(oh * ow);
+    let mut r = 0;
     for plane in x.chunks_exact(h * w) {
         for ky in 0..kh {
             let (oy0, oy1) = valid_range(oh, h, ky, sh, ph);
             for kx in 0..kw {
-                let Some(row) = rows.next() else { return };
+                let row = &mut col[r * row_stride..][..oh * ow];
+                r += 1;
                 let (ox0, ox1) = valid_range(ow, w, kx, sw, pw);
                 row[..oy0 * ow].fill(0.0);
                 row[oy1 * ow..].fill(0.0);
@@ -280,9 +364,9 @@ fn im2col(x: &[f32], dims: &ConvDims, col: &mut [f32]) {
     }
 }
 
-/// The adjoint of [`im2col`]: `col` `[C_in·k_h·k_w, H_out·W_out]` summed into one image `x`
-/// `[C_in, H, W]` (overwritten).
-fn col2im(col: &[f32], dims: &ConvDims, x: &mut [f32]) {
+/// The adjoint of [`im2col`]: the rows (row `r` at `col[r · row_stride..]`) summed into one
+/// image `x` `[C_in, H, W]` (overwritten).
+fn col2im(col: &[f32], row_stride: usize, dims: &ConvDims, x: &mut [f32]) {
     let ConvGeometry {
         kernel: [kh, kw],
         stride: [sh, sw],
@@ -291,12 +375,13 @@ fn col2im(col: &[f32], dims: &ConvDims, x: &mut [f32]) {
     let [h, w] = dims.input_px;
     let [oh, ow] = dims.output_px;
     x.fill(0.0);
-    let mut rows = col.chunks_exact(oh * ow);
+    let mut r = 0;
     for plane in x.chunks_exact_mut(h * w) {
         for ky in 0..kh {
             let (oy0, oy1) = valid_range(oh, h, ky, sh, ph);
             for kx in 0..kw {
-                let Some(row) = rows.next() else { return };
+                let row = &col[r * row_stride..][..oh * ow];
+                r += 1;
                 let (ox0, ox1) = valid_range(ow, w, kx, sw, pw);
                 for oy in oy0..oy1 {
                     let src = &row[oy * ow + ox0..oy * ow + ox1];
@@ -353,11 +438,6 @@ impl<'a> Matrix<'a> {
             col_stride: cols as isize,
         }
     }
-}
-
-/// `dst = lhs · rhs` (`dst` row-major, overwritten).
-fn gemm_into(dst: &mut [f32], lhs: Matrix, rhs: Matrix, parallelism: Parallelism) {
-    gemm(dst, false, lhs, rhs, parallelism);
 }
 
 /// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate` (`dst` row-major).
@@ -491,8 +571,24 @@ mod tests {
         ]
     }
 
+    /// Runs `check` on pools of 1, 2 and 3 threads: the images of a batch are grouped by the
+    /// thread count, so this covers one group, several, and uneven last groups.
+    fn on_thread_counts(check: impl Fn() + Sync) {
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(&check);
+        }
+    }
+
     #[test]
     fn forward_matches_the_definition() {
+        on_thread_counts(forward_matches_the_definition_here);
+    }
+
+    fn forward_matches_the_definition_here() {
         for d in cases() {
             let x = values(d.batch * d.input_len(), 1);
             let w = values(d.weight_len(), 2);
@@ -506,6 +602,10 @@ mod tests {
 
     #[test]
     fn gradients_are_the_adjoints_of_the_forward_pass() {
+        on_thread_counts(gradients_are_the_adjoints_here);
+    }
+
+    fn gradients_are_the_adjoints_here() {
         // ⟨dy, conv(x, W)⟩ = ⟨conv_input_grad(dy, W), x⟩ = ⟨conv_weight_grad(x, dy), W⟩
         for d in cases() {
             let x = values(d.batch * d.input_len(), 3);
