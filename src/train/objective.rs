@@ -181,10 +181,12 @@ mod tests {
             burn::tensor::Distribution::Normal(0.0, 1.0),
             &device,
         );
-        let mut config = TrainConfig::default();
-        config.model = ModelConfig::new(ModelKind::Vae)
-            .with_latent_dim(8)
-            .with_beta(2.0);
+        let config = TrainConfig {
+            model: ModelConfig::new(ModelKind::Vae)
+                .with_latent_dim(8)
+                .with_beta(2.0),
+            ..TrainConfig::default()
+        };
         let model = config.model.init(Shape::new(1, 28, 28), &device).unwrap();
         let out = model.forward(x.clone());
         let mut warm = weights(1.0, 0.2, 0.2);
@@ -212,8 +214,10 @@ mod tests {
             burn::tensor::Distribution::Normal(0.0, 1.0),
             &device,
         );
-        let mut config = TrainConfig::default();
-        config.model = ModelConfig::new(ModelKind::Ae).with_latent_dim(8);
+        let mut config = TrainConfig {
+            model: ModelConfig::new(ModelKind::Ae).with_latent_dim(8),
+            ..TrainConfig::default()
+        };
         config.loss.lambda_cluster = 5.0;
         config.loss.lambda_contrastive = 5.0;
         config.variant.sparse_l1_weight = 0.01;

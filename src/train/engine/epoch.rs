@@ -169,7 +169,7 @@ impl Engine {
             // A command may pause the run or change what the next steps train on: report the
             // steps so far first, so the events keep their order.
             if !self.commands.is_empty()
-                && let Err(failed) = self.read_back(&mut log)
+                && let Some(failed) = self.read_back(&mut log)
             {
                 return Ok(failed);
             }
@@ -205,10 +205,11 @@ impl Engine {
             };
             log.pending.push(record, losses);
 
-            // Latents must not be sent from weights a pending NaN has already spoiled.
+            // Read back after an epoch's first step (its loss shows at once), every
+            // `readback_steps`, and before latents (never sent from weights a pending NaN spoiled).
             let latents = std::mem::take(&mut self.latents_requested);
             if (step == 0 || latents || log.pending.len() >= readback_steps)
-                && let Err(failed) = self.read_back(&mut log)
+                && let Some(failed) = self.read_back(&mut log)
             {
                 return Ok(failed);
             }
@@ -217,7 +218,7 @@ impl Engine {
             }
         }
         self.check_stop()?;
-        if let Err(failed) = self.read_back(&mut log) {
+        if let Some(failed) = self.read_back(&mut log) {
             return Ok(failed);
         }
         // A finite loss can still come with a non-finite gradient: check the weights too,
@@ -264,7 +265,7 @@ impl Engine {
         let validation = self.validate(setup, model, state, epoch)?;
         self.send_reconstructions(setup, model, epoch)?;
         let every = self.config.evaluation.latents_every_epochs;
-        if every > 0 && (epoch + 1) % every == 0 {
+        if every > 0 && (epoch + 1).is_multiple_of(every) {
             self.send_latents(setup, model, epoch)?;
         }
         let monitored = self.monitored(validation.as_ref().map_or(&pass.losses, |v| &v.losses));
@@ -293,16 +294,16 @@ impl Engine {
     }
 
     /// Reads the pending step losses back: adds them to the epoch's sums and sends their Step
-    /// events. `Err` ends the pass at the first non-finite step, or when the read fails.
-    fn read_back(&mut self, log: &mut EpochLog) -> Result<(), EpochRun> {
+    /// events. `Some` ends the pass: at the first non-finite step, or when the read fails.
+    fn read_back(&mut self, log: &mut EpochLog) -> Option<EpochRun> {
         let read = match catch_unwind(AssertUnwindSafe(|| log.pending.read())) {
             Ok(Ok(read)) => read,
             Ok(Err(e)) => {
-                return Err(EpochRun::Panicked(format!(
+                return Some(EpochRun::Panicked(format!(
                     "cannot read the losses back: {e}"
                 )));
             }
-            Err(panic) => return Err(EpochRun::Panicked(panic_message(&*panic))),
+            Err(panic) => return Some(EpochRun::Panicked(panic_message(&*panic))),
         };
         let every = self.config.evaluation.step_event_every.max(1);
         for (record, losses) in read {
@@ -310,7 +311,7 @@ impl Engine {
                 // The steps trained after it are discarded with the epoch: they do not count
                 // as attempts, so a retried step has the attempt number it had before.
                 self.attempts = record.attempt + 1;
-                return Err(EpochRun::NonFinite {
+                return Some(EpochRun::NonFinite {
                     step: record.step,
                     what: NonFinite::Loss,
                     losses,
@@ -328,6 +329,6 @@ impl Engine {
                 });
             }
         }
-        Ok(())
+        None
     }
 }
