@@ -374,6 +374,63 @@ fn non_finite_loss_recovers_once_then_stops() {
     }
 }
 
+/// Losses are read back in groups (`loss_readback_steps`): every step still gets its event, in
+/// order, and a NaN on the last step of an epoch (found only at its end, after the optimiser
+/// stepped on it) rolls the epoch back before any checkpoint of it is written.
+#[test]
+fn deferred_read_back_reports_every_step_and_a_late_nan_never_reaches_a_checkpoint() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tiny_config(2);
+    config.evaluation.loss_readback_steps = 4;
+    let probe = Trainer::spawn(mnist(), LabelSnapshot::empty(), config.clone(), dir.path());
+    let steps = collect(&probe.unwrap())
+        .iter()
+        .find_map(|e| match e {
+            TrainEvent::Started {
+                steps_per_epoch, ..
+            } => Some(*steps_per_epoch),
+            _ => None,
+        })
+        .expect("a start event");
+    assert!(steps > 4, "{steps} steps per epoch");
+
+    let dir = tempfile::tempdir().unwrap();
+    config.inject_non_finite_at_attempts = vec![steps as u64 - 1];
+    let handle = Trainer::spawn(mnist(), LabelSnapshot::empty(), config, dir.path()).unwrap();
+    let events = collect(&handle);
+    let summary = finished(&events);
+    assert!(summary.final_train_loss.is_finite());
+
+    let recovered = events
+        .iter()
+        .position(|e| matches!(e, TrainEvent::Recovered { epoch: 0, .. }))
+        .expect("a recovery");
+    assert!(matches!(
+        events[recovered],
+        TrainEvent::Recovered { step, .. } if step == steps - 1
+    ));
+    assert!(
+        !events[..recovered].iter().any(|e| matches!(
+            e,
+            TrainEvent::CheckpointWritten { .. } | TrainEvent::Epoch(_)
+        )),
+        "a checkpoint of the NaN epoch was written"
+    );
+    // After the recovery: each epoch's steps once, in order, every one reported.
+    let after: Vec<_> = step_losses(&events[recovered..])
+        .into_iter()
+        .map(|(epoch, step, loss)| {
+            assert!(loss.is_finite());
+            (epoch, step)
+        })
+        .collect();
+    let expected: Vec<_> = (0..2)
+        .flat_map(|epoch| (0..steps).map(move |step| (epoch, step)))
+        .collect();
+    assert_eq!(after, expected);
+}
+
 #[test]
 fn resume_repeats_the_uninterrupted_next_step() {
     let _serial = serial();

@@ -7,6 +7,8 @@
 
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "gpu")]
+use std::path::PathBuf;
 
 /// What the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -158,6 +160,48 @@ fn gpu_device(_adapter: &AdapterSummary) -> Result<Device, String> {
     Err("this build has no GPU support (cargo feature `gpu`)".into())
 }
 
+/// The per-user directory for the GPU autotune cache: `$XDG_CACHE_HOME/sense/cubecl` or
+/// `~/.cache/sense/cubecl` on Linux, `~/Library/Caches/sense/cubecl` on macOS,
+/// `%LOCALAPPDATA%\sense\cubecl` on Windows. `None` when the platform names no such place.
+///
+/// cubecl's own default is `target/environment` under the outermost `Cargo.toml` above the
+/// working directory: fine for a checkout, wrong for an installed binary started anywhere.
+#[cfg(feature = "gpu")]
+pub fn autotune_cache_dir() -> Option<PathBuf> {
+    let platform = match () {
+        _ if cfg!(target_os = "macos") => CachePlatform::MacOs,
+        _ if cfg!(windows) => CachePlatform::Windows,
+        _ => CachePlatform::Xdg,
+    };
+    cache_dir_for(platform, |name| std::env::var_os(name))
+}
+
+#[cfg(feature = "gpu")]
+#[derive(Debug, Clone, Copy)]
+enum CachePlatform {
+    Xdg,
+    MacOs,
+    Windows,
+}
+
+/// [`autotune_cache_dir`] with the platform and environment given (so tests can vary them).
+#[cfg(feature = "gpu")]
+fn cache_dir_for(
+    platform: CachePlatform,
+    var: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Option<PathBuf> {
+    // Relative values are ignored, as the XDG base directory specification asks.
+    let absolute = |name: &str| var(name).map(PathBuf::from).filter(|p| p.is_absolute());
+    let base = match platform {
+        CachePlatform::Xdg => {
+            absolute("XDG_CACHE_HOME").or_else(|| Some(absolute("HOME")?.join(".cache")))?
+        }
+        CachePlatform::MacOs => absolute("HOME")?.join("Library").join("Caches"),
+        CachePlatform::Windows => absolute("LOCALAPPDATA")?,
+    };
+    Some(base.join("sense").join("cubecl"))
+}
+
 /// The graphics adapters on this machine, hardware and software alike.
 #[cfg(feature = "gpu")]
 pub fn hardware_adapters() -> Result<Vec<AdapterSummary>, String> {
@@ -243,6 +287,43 @@ mod tests {
         let picked = select_from(BackendChoice::Cpu, || panic!("must not enumerate"));
         assert_eq!(picked.kind, BackendKind::Cpu);
         assert!(picked.fallback_reason.is_none());
+    }
+
+    #[cfg(feature = "gpu")]
+    #[test]
+    fn autotune_cache_goes_to_the_user_cache_directory() {
+        use std::ffi::OsString;
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| OsString::from(value))
+            }
+        };
+        let dir = |platform, pairs| cache_dir_for(platform, env(pairs));
+        let home = &[("HOME", "/home/ada")];
+        let xdg = &[("HOME", "/home/ada"), ("XDG_CACHE_HOME", "/var/cache/ada")];
+        assert_eq!(
+            dir(CachePlatform::Xdg, home),
+            Some(PathBuf::from("/home/ada/.cache/sense/cubecl"))
+        );
+        assert_eq!(
+            dir(CachePlatform::Xdg, xdg),
+            Some(PathBuf::from("/var/cache/ada/sense/cubecl"))
+        );
+        // A relative XDG_CACHE_HOME is invalid and ignored.
+        let relative = &[("HOME", "/home/ada"), ("XDG_CACHE_HOME", "cache")];
+        assert_eq!(
+            dir(CachePlatform::Xdg, relative),
+            Some(PathBuf::from("/home/ada/.cache/sense/cubecl"))
+        );
+        assert_eq!(
+            dir(CachePlatform::MacOs, xdg),
+            Some(PathBuf::from("/home/ada/Library/Caches/sense/cubecl"))
+        );
+        assert_eq!(dir(CachePlatform::Xdg, &[]), None);
+        assert_eq!(dir(CachePlatform::Windows, home), None);
     }
 
     #[test]

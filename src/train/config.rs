@@ -26,7 +26,8 @@ pub struct TrainConfig {
     pub labels: LabelConfig,
     pub evaluation: EvaluationConfig,
     /// Test hook: steps (counted over the whole run, including repeated ones) whose loss is
-    /// replaced by NaN. Never read from or written to files.
+    /// replaced by NaN. Steps trained after a NaN but before it was read back are discarded
+    /// and do not count. Never read from or written to files.
     #[doc(hidden)]
     #[serde(skip)]
     pub inject_non_finite_at_attempts: Vec<u64>,
@@ -239,6 +240,10 @@ pub struct EvaluationConfig {
     pub reconstructions: usize,
     /// A step-loss event every this many steps.
     pub step_event_every: u64,
+    /// Training losses stay on the device and are read back every this many steps (and at
+    /// the end of an epoch): each read-back makes the host wait for the device. A non-finite
+    /// loss is noticed at the next read-back; the epoch is then trained again from its start.
+    pub loss_readback_steps: usize,
     /// Latents of the evaluation subset every this many epochs (0 = only on request).
     pub latents_every_epochs: usize,
     /// Also write `latents.npy` for every member at the end, not only the evaluation subset.
@@ -251,6 +256,7 @@ impl Default for EvaluationConfig {
             subset: EvalSubset::Labelled,
             reconstructions: 8,
             step_event_every: 10,
+            loss_readback_steps: 16,
             latents_every_epochs: 1,
             export_all_latents: false,
         }
@@ -281,6 +287,9 @@ impl TrainConfig {
         }
         if opt.batch_size == 0 {
             return fail("batch_size must be at least 1".into());
+        }
+        if self.evaluation.loss_readback_steps == 0 {
+            return fail("loss_readback_steps must be at least 1".into());
         }
         if !(opt.weight_decay.is_finite() && opt.weight_decay >= 0.0) {
             return fail(format!(

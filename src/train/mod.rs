@@ -31,6 +31,7 @@ mod engine;
 pub mod events;
 pub mod inference;
 pub mod metrics;
+mod objective;
 pub mod run_dir;
 pub mod schedule;
 pub mod supervision;

@@ -1,8 +1,8 @@
 //! Differentiable training losses (burn tensor ops) and an exact silhouette for reference.
 //!
 //! Every loss returns a one-element tensor `[1]` that takes part in autodiff when its inputs
-//! do. [`TotalLoss`] combines them the way SENSE trains:
-//! `L = L_rec (+ w_KL·KL) + λ_cl·L_cl + λ_con·L_con`.
+//! do. [`TotalLoss`] computes the terms SENSE trains on, unweighted; the trainer's `Objective`
+//! (`crate::train`) combines them: `L = L_rec (+ w_KL·KL) + λ_cl·L_cl + λ_con·L_con`.
 
 mod contrastive;
 mod distance;
@@ -16,4 +16,4 @@ pub use distance::{pairwise_distances, pairwise_sq_distances};
 pub use kl::{kl_divergence, kl_weight};
 pub use reconstruction::{ReconstructionLoss, SsimConfig, mse, mse_ssim, ssim};
 pub use silhouette::{silhouette_exact, soft_silhouette_loss, soft_silhouette_score};
-pub use total::{LossConfig, LossScalars, LossTerms, Supervision, TotalLoss};
+pub use total::{LossConfig, LossTerms, Supervision, TotalLoss};

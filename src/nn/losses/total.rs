@@ -1,10 +1,12 @@
-//! The SENSE training objective: reconstruction (+ KL) + λ_cl·soft silhouette + λ_con·contrastive.
+//! The terms of the SENSE objective: reconstruction (+ KL), soft silhouette and contrastive.
+//! They are computed unweighted: the trainer's `Objective` (`crate::train`) weights them, with
+//! the λ values the schedule holds while a run goes.
 
-use burn::tensor::{Int, Tensor, TensorReadError};
+use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::contrastive::contrastive_loss;
-use super::kl::{kl_divergence, kl_weight};
+use super::kl::kl_divergence;
 use super::reconstruction::ReconstructionLoss;
 use super::silhouette::soft_silhouette_loss;
 use crate::nn::{AeOutput, ConfigError, ModelConfig};
@@ -16,9 +18,10 @@ pub struct LossConfig {
     pub reconstruction: ReconstructionLoss,
     /// Free-bits floor per latent dimension, in nats (0 = plain KL).
     pub free_bits_nats: f64,
-    /// λ_cl, weight of the soft-silhouette loss.
+    /// λ_cl, weight of the soft-silhouette loss at the start of a run (the training schedule
+    /// holds the live value, which the app may change between epochs).
     pub lambda_cluster: f64,
-    /// λ_con, weight of the contrastive loss.
+    /// λ_con, weight of the contrastive loss at the start of a run (as `lambda_cluster`).
     pub lambda_contrastive: f64,
     /// Margin m of the contrastive loss, in latent units.
     pub contrastive_margin: f64,
@@ -76,74 +79,30 @@ pub struct Supervision {
     pub assignments: Tensor<2>,
 }
 
-/// Every term of one evaluation, as `[1]` tensors. `total` is the one to back-propagate; the
-/// others are *unweighted* values for logging.
+/// The unweighted terms of one evaluation, as `[1]` tensors.
 #[derive(Debug, Clone)]
 pub struct LossTerms {
-    pub total: Tensor<1>,
     pub reconstruction: Tensor<1>,
-    /// Plain KL (free bits applied), before the β·latent/(H·W) weight. VAEs only.
+    /// Plain KL (free bits applied), before any weight. VAEs only.
     pub kl: Option<Tensor<1>>,
     /// 1 − soft silhouette. Only with supervision.
     pub cluster: Option<Tensor<1>>,
     pub contrastive: Option<Tensor<1>>,
 }
 
-/// [`LossTerms`] read back to the host.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct LossScalars {
-    pub total: f64,
-    pub reconstruction: f64,
-    pub kl: Option<f64>,
-    pub cluster: Option<f64>,
-    pub contrastive: Option<f64>,
-}
-
-impl LossTerms {
-    /// Reads all terms in one device round trip (detached: no effect on the graph).
-    pub fn scalars(&self) -> Result<LossScalars, TensorReadError> {
-        let optional = [&self.kl, &self.cluster, &self.contrastive];
-        let mut parts = vec![
-            self.total.clone().detach(),
-            self.reconstruction.clone().detach(),
-        ];
-        parts.extend(
-            optional
-                .iter()
-                .filter_map(|t| t.as_ref().map(|t| t.clone().detach())),
-        );
-        let values = Tensor::cat(parts, 0).try_into_vec_as::<f64>()?;
-        // `values` holds exactly one entry per present term, in this order.
-        let mut values = values.into_iter();
-        let mut next = || values.next().unwrap_or(f64::NAN);
-        let total = next();
-        let reconstruction = next();
-        let [kl, cluster, contrastive] = optional.map(|t| t.as_ref().map(|_| next()));
-        Ok(LossScalars {
-            total,
-            reconstruction,
-            kl,
-            cluster,
-            contrastive,
-        })
-    }
-}
-
-/// L = L_rec (+ β·latent/(H·W)·KL) + λ_cl·L_cl + λ_con·L_con.
+/// Computes the [`LossTerms`] of SENSE's loss for a model: the KL term for variational models,
+/// the label terms for supervised rows.
 #[derive(Debug, Clone)]
 pub struct TotalLoss {
     config: LossConfig,
-    /// β for variational models, `None` for deterministic ones.
-    beta: Option<f64>,
-    latent_dim: usize,
+    variational: bool,
 }
 
 impl TotalLoss {
     pub fn new(config: LossConfig, model: &ModelConfig) -> Self {
         Self {
             config,
-            beta: model.kind.is_variational().then_some(model.beta),
-            latent_dim: model.latent_dim,
+            variational: model.kind.is_variational(),
         }
     }
 
@@ -159,20 +118,17 @@ impl TotalLoss {
         target: Tensor<4>,
         supervision: Option<&Supervision>,
     ) -> LossTerms {
-        let [_, _, height_px, width_px] = target.dims();
         let reconstruction = self
             .config
             .reconstruction
             .compute(output.recon.clone(), target);
-        let mut total = reconstruction.clone();
 
-        let kl = match (self.beta, &output.mu, &output.logvar) {
-            (Some(beta), Some(mu), Some(logvar)) => {
-                let kl = kl_divergence(mu.clone(), logvar.clone(), self.config.free_bits_nats);
-                let weight = kl_weight(beta, self.latent_dim, height_px, width_px);
-                total = total + kl.clone().mul_scalar(weight);
-                Some(kl)
-            }
+        let kl = match (self.variational, &output.mu, &output.logvar) {
+            (true, Some(mu), Some(logvar)) => Some(kl_divergence(
+                mu.clone(),
+                logvar.clone(),
+                self.config.free_bits_nats,
+            )),
             _ => None,
         };
 
@@ -185,18 +141,12 @@ impl TotalLoss {
                 let [rows, _] = p.dims();
                 let classes = p.argmax(1).reshape([rows]);
                 let contrastive = contrastive_loss(z, classes, self.config.contrastive_margin);
-                total = total
-                    + cluster.clone().mul_scalar(self.config.lambda_cluster)
-                    + contrastive
-                        .clone()
-                        .mul_scalar(self.config.lambda_contrastive);
                 (Some(cluster), Some(contrastive))
             }
             None => (None, None),
         };
 
         LossTerms {
-            total,
             reconstruction,
             kl,
             cluster,
