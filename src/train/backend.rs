@@ -145,6 +145,7 @@ fn gpu_device(adapter: &AdapterSummary) -> Result<Device, String> {
         "IntegratedGpu" => DeviceKind::IntegratedGpu(0),
         _ => DeviceKind::VirtualGpu(0),
     };
+    use_user_autotune_cache();
     // Device creation is lazy: run one tiny op so a broken driver fails here, not mid-run.
     std::panic::catch_unwind(|| {
         let device = Device::wgpu(kind);
@@ -158,6 +159,34 @@ fn gpu_device(adapter: &AdapterSummary) -> Result<Device, String> {
 #[cfg(not(feature = "gpu"))]
 fn gpu_device(_adapter: &AdapterSummary) -> Result<Device, String> {
     Err("this build has no GPU support (cargo feature `gpu`)".into())
+}
+
+/// Points cubecl's persistent autotune cache at [`autotune_cache_dir`] before the first GPU
+/// device exists, so a second start on the same shapes skips autotuning. Only cubecl's
+/// default location (`target/` of the enclosing cargo project) is moved: a location the user
+/// chose in a `cubecl.toml` stays, and a configuration cubecl already loaded is kept.
+#[cfg(feature = "gpu")]
+fn use_user_autotune_cache() {
+    use burn::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
+    let config = with_user_cache(
+        CubeClRuntimeConfig::from_current_dir().override_from_env(),
+        autotune_cache_dir(),
+    );
+    let _ = CubeClRuntimeConfig::try_set(config);
+}
+
+/// `config` with its environment (autotune cache) directory moved to `dir` when it is still
+/// cubecl's default.
+#[cfg(feature = "gpu")]
+fn with_user_cache(
+    mut config: burn::cubecl::config::CubeClRuntimeConfig,
+    dir: Option<PathBuf>,
+) -> burn::cubecl::config::CubeClRuntimeConfig {
+    use burn::cubecl::config::cache::CacheConfig;
+    if let (CacheConfig::Target, Some(dir)) = (&config.environment.path, dir) {
+        config.environment.path = CacheConfig::Directory(dir);
+    }
+    config
 }
 
 /// The per-user directory for the GPU autotune cache: `$XDG_CACHE_HOME/sense/cubecl` or
@@ -287,6 +316,26 @@ mod tests {
         let picked = select_from(BackendChoice::Cpu, || panic!("must not enumerate"));
         assert_eq!(picked.kind, BackendKind::Cpu);
         assert!(picked.fallback_reason.is_none());
+    }
+
+    #[cfg(feature = "gpu")]
+    #[test]
+    fn cubecl_config_moves_only_the_default_cache_location() {
+        use burn::cubecl::config::CubeClRuntimeConfig;
+        use burn::cubecl::config::cache::CacheConfig;
+        let dir = PathBuf::from("/home/ada/.cache/sense/cubecl");
+        let moved = with_user_cache(CubeClRuntimeConfig::default(), Some(dir.clone()));
+        assert!(
+            matches!(&moved.environment.path, CacheConfig::Directory(d) if *d == dir),
+            "{:?}",
+            moved.environment.path
+        );
+        let mut chosen = CubeClRuntimeConfig::default();
+        chosen.environment.path = CacheConfig::Global;
+        let kept = with_user_cache(chosen, Some(dir));
+        assert!(matches!(kept.environment.path, CacheConfig::Global));
+        let no_home = with_user_cache(CubeClRuntimeConfig::default(), None);
+        assert!(matches!(no_home.environment.path, CacheConfig::Target));
     }
 
     #[cfg(feature = "gpu")]
