@@ -79,7 +79,7 @@ fn step_until(
     harness: &mut Harness<'_, SenseApp>,
     what: &str,
     timeout: Duration,
-    done: impl Fn(&SenseApp) -> bool,
+    mut done: impl FnMut(&SenseApp) -> bool,
 ) {
     let start = Instant::now();
     while !done(harness.state()) {
@@ -95,10 +95,17 @@ fn step_until(
     harness.step();
 }
 
-/// Drags a rectangle around the map's first point with pointer events.
+/// Drags a rectangle around a point in view with pointer events (warm-started layouts drift,
+/// so the first member's point may have left the view that was fitted to an earlier layout).
 fn brush_around_a_point(harness: &mut Harness<'_, SenseApp>) {
     let rect = harness.state().map_rect().expect("the map is drawn");
-    let centre = harness.state().map_point_on_screen(0).expect("a point");
+    let centre = (0..harness.state().map_points())
+        .filter_map(|row| harness.state().map_point_on_screen(row))
+        .find(|p| {
+            rect.shrink(rect.width().min(rect.height()) * 0.2)
+                .contains(*p)
+        })
+        .expect("a point in view");
     let half = egui::vec2(rect.width(), rect.height()) * 0.15;
     let (from, to) = (rect.clamp(centre - half), rect.clamp(centre + half));
     harness.hover_at(from);
@@ -143,11 +150,29 @@ fn train_brush_relabel_and_undo() {
 
     // Pause so the map holds still while brushing (layouts keep arriving while training).
     harness.get_by_label("Pause").click_accesskit();
+    // A latents event sent just before the pause can still be on its way: wait until the map
+    // has stayed settled on one epoch for a while, not just for one frame.
+    let mut still_since: Option<(Instant, Option<usize>)> = None;
     step_until(
         &mut harness,
         "a paused run and a still map",
         minute,
-        |app| app.is_paused() && app.is_settled(),
+        |app| {
+            let settled = app.is_paused() && app.is_settled();
+            match (settled, still_since) {
+                (true, Some((since, epoch))) if epoch == app.map_epoch() => {
+                    since.elapsed() > Duration::from_millis(500)
+                }
+                (true, _) => {
+                    still_since = Some((Instant::now(), app.map_epoch()));
+                    false
+                }
+                (false, _) => {
+                    still_since = None;
+                    false
+                }
+            }
+        },
     );
     brush_around_a_point(&mut harness);
     let selection = harness.state().selection();

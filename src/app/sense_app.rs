@@ -335,6 +335,8 @@ impl SenseApp {
                     ws.map.apply(map);
                     if cold {
                         self.scatter.reset_view();
+                    } else {
+                        self.scatter.follow_data();
                     }
                     let (colours, legend) = ws
                         .map

@@ -148,6 +148,8 @@ pub struct ScatterPlot {
     /// Fit the view to the data at the next `show` that has data.
     fit_pending: bool,
     has_fitted: bool,
+    /// The user zoomed or panned since the last fit: the view is theirs, new layouts keep it.
+    view_is_users: bool,
     brush_mode: BrushMode,
     brush: Option<Brush>,
     /// Start time of the running animation; `Some(None)` until the first frame shows it.
@@ -169,6 +171,7 @@ impl ScatterPlot {
             view: View::default(),
             fit_pending: true,
             has_fitted: false,
+            view_is_users: false,
             brush_mode: BrushMode::default(),
             brush: None,
             animation: None,
@@ -231,6 +234,14 @@ impl ScatterPlot {
     /// Fits the view to the data at the next frame.
     pub fn reset_view(&mut self) {
         self.fit_pending = true;
+    }
+
+    /// Fits the view to the data at the next frame unless the user has zoomed or panned since
+    /// the last fit: warm-started layouts drift, and the map must not wander out of view.
+    pub fn follow_data(&mut self) {
+        if !self.view_is_users {
+            self.fit_pending = true;
+        }
     }
 
     pub fn view(&self) -> View {
@@ -332,6 +343,7 @@ impl ScatterPlot {
             self.view = View::fit(bounds, rect);
             self.fit_pending = false;
             self.has_fitted = true;
+            self.view_is_users = false;
         }
     }
 
@@ -377,6 +389,7 @@ impl ScatterPlot {
             let factor = (scroll_pts * ZOOM_PER_SCROLL_PT).exp() * zoom;
             if factor != 1.0 {
                 self.view.zoom_about(rect, pointer, factor);
+                self.view_is_users = true;
             }
             // The wheel zoomed the map: an enclosing scroll area must not scroll too.
             ui.ctx().input_mut(|i| i.smooth_scroll_delta.y = 0.0);
@@ -385,6 +398,7 @@ impl ScatterPlot {
             || response.dragged_by(PointerButton::Middle)
         {
             self.view.pan(response.drag_delta());
+            self.view_is_users = true;
         }
         if response.double_clicked() {
             self.fit_to(rect);
