@@ -116,7 +116,8 @@ pub(crate) fn read_declared_bytes(
     declared_bytes: u64,
 ) -> DataResult<Vec<u8>> {
     limits::check_decompressed(path, declared_bytes)?;
-    // One byte past the declared size is enough to tell "more data" from "exact".
+    // Checked while reading: at most one byte past the declared size (itself within the
+    // limit) is ever decompressed, enough to tell "more data" from "exact".
     let mut data = Vec::new();
     reader
         .take(declared_bytes.saturating_add(1))
