@@ -316,7 +316,10 @@ fn real_mnist_test_set_with_its_labels() {
     let labels_path = idx::sibling_labels_file(&images).unwrap();
     let label_values =
         idx::labels_from_bytes(Path::new("mem"), &std::fs::read(&labels_path).unwrap()).unwrap();
-    assert_eq!(label_values, idx::read_labels(&labels_path).unwrap());
+    assert_eq!(
+        label_values,
+        idx::read_labels(&labels_path, label_values.len()).unwrap()
+    );
     use sense::data::MemberSource;
     let (mut a, mut b) = (vec![0.0; 784], vec![0.0; 784]);
     for i in [0, 4321, 9999] {

@@ -112,6 +112,40 @@ pub struct EmbeddingScores {
     /// Members scored when the set was too large to score them all (stratified by label).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampled_members: Option<usize>,
+    /// The neighbour counts used when too few members allowed the standard ones (each is at
+    /// most members − 1, and trustworthiness's below members / 2); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reduced_neighbours: Option<NeighbourCounts>,
+}
+
+/// The k of each neighbourhood metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeighbourCounts {
+    /// Separability and neighbourhood hit ([`CLASS_NEIGHBOURS`] normally).
+    pub class: usize,
+    /// kNN accuracy ([`KNN_ACCURACY_NEIGHBOURS`] normally).
+    pub knn: usize,
+    /// Trustworthiness ([`TRUSTWORTHINESS_NEIGHBOURS`] normally).
+    pub trustworthiness: usize,
+}
+
+impl NeighbourCounts {
+    pub const STANDARD: Self = Self {
+        class: CLASS_NEIGHBOURS,
+        knn: KNN_ACCURACY_NEIGHBOURS,
+        trustworthiness: TRUSTWORTHINESS_NEIGHBOURS,
+    };
+
+    /// The standard counts, reduced where `rows` members cannot provide them: a small
+    /// labelled set is still scored (and says with which k) rather than refused.
+    pub fn for_members(rows: usize) -> Self {
+        let below = |k: usize, bound: usize| k.min(bound.saturating_sub(1)).max(1);
+        Self {
+            class: below(CLASS_NEIGHBOURS, rows),
+            knn: below(KNN_ACCURACY_NEIGHBOURS, rows),
+            trustworthiness: below(TRUSTWORTHINESS_NEIGHBOURS, rows.div_ceil(2)),
+        }
+    }
 }
 
 /// Scores a labelled embedding (`embedding` rows = members, labels one per row); with the
@@ -126,13 +160,14 @@ pub fn embedding_scores(
 ) -> AnalysisResult<EmbeddingScores> {
     let points = Points::new(embedding, "embedding")?;
     let classes = Classes::new(labels, points.rows, "labels")?;
-    let k_max = CLASS_NEIGHBOURS.max(KNN_ACCURACY_NEIGHBOURS);
+    let k = NeighbourCounts::for_members(points.rows);
+    let k_max = k.class.max(k.knn);
     check_neighbours(k_max, points.rows)?;
     let high = high_dim
         .map(|high| {
             let high = Points::new(high, "high-dimensional input")?;
             check_same_rows(&high, &points)?;
-            check_trustworthiness_neighbours(TRUSTWORTHINESS_NEIGHBOURS, points.rows)?;
+            check_trustworthiness_neighbours(k.trustworthiness, points.rows)?;
             Ok::<_, AnalysisError>(high)
         })
         .transpose()?;
@@ -150,31 +185,11 @@ pub fn embedding_scores(
 
     let silhouette = silhouette_of(&points, &classes, &queries, control)?;
     let neighbours = nearest_neighbours(&points, &queries, k_max, control)?;
-    let separability = classify(
-        &neighbours,
-        &queries,
-        &classes,
-        CLASS_NEIGHBOURS,
-        Vote::Majority,
-    );
-    let neighbourhood_hit = classify(&neighbours, &queries, &classes, CLASS_NEIGHBOURS, Vote::Hit);
-    let knn_accuracy = classify(
-        &neighbours,
-        &queries,
-        &classes,
-        KNN_ACCURACY_NEIGHBOURS,
-        Vote::Majority,
-    );
+    let separability = classify(&neighbours, &queries, &classes, k.class, Vote::Majority);
+    let neighbourhood_hit = classify(&neighbours, &queries, &classes, k.class, Vote::Hit);
+    let knn_accuracy = classify(&neighbours, &queries, &classes, k.knn, Vote::Majority);
     let trustworthiness = high
-        .map(|high| {
-            trustworthiness_of(
-                &high,
-                &points,
-                TRUSTWORTHINESS_NEIGHBOURS,
-                &queries,
-                control,
-            )
-        })
+        .map(|high| trustworthiness_of(&high, &points, k.trustworthiness, &queries, control))
         .transpose()?;
 
     Ok(EmbeddingScores {
@@ -184,6 +199,7 @@ pub fn embedding_scores(
         trustworthiness,
         knn_accuracy,
         sampled_members: (queries.len() < points.rows).then_some(queries.len()),
+        reduced_neighbours: (k != NeighbourCounts::STANDARD).then_some(k),
     })
 }
 
@@ -883,6 +899,37 @@ fn high_rank(row: &[f32], j: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn few_labelled_members_are_scored_with_smaller_k() {
+        // Six members: the standard k = 17 / 5 / 10 do not fit, 5 / 5 / 2 do.
+        let x = ndarray::array![
+            [0.0f32, 0.0],
+            [0.1, 0.0],
+            [0.0, 0.1],
+            [5.0, 5.0],
+            [5.1, 5.0],
+            [5.0, 5.1]
+        ];
+        let y = [0, 0, 0, 1, 1, 1];
+        let scores = embedding_scores(
+            x.view(),
+            &y,
+            Some(x.view()),
+            &Sampling::exact(),
+            &TaskControl::new(),
+        )
+        .unwrap();
+        let expected = NeighbourCounts {
+            class: 5,
+            knn: 5,
+            trustworthiness: 2,
+        };
+        assert_eq!(scores.reduced_neighbours, Some(expected));
+        assert_eq!(scores.trustworthiness, Some(1.0));
+        let standard = NeighbourCounts::for_members(100);
+        assert_eq!(standard, NeighbourCounts::STANDARD);
+    }
 
     #[test]
     fn k_smallest_keeps_the_smaller_index_among_equals() {

@@ -156,14 +156,16 @@ fn keep(
     events: &Sender<LabelEvent>,
 ) {
     let ids: Vec<String> = (0..ensemble.len()).map(|i| ensemble.member_id(i)).collect();
-    let user = Provenance::user(std::env::var("USER").unwrap_or_else(|_| "user".into()));
+    // The name is looked up once; the time is taken per edit, when it is made.
+    let user = crate::labels::current_user_name();
     while let Ok(edit) = edits.recv() {
         if let LabelEdit::SetThreshold(value) = edit {
             threshold = value;
         }
         let result = {
             let mut store = lock(store);
-            apply(&mut store, edit, &ids, &user).map(|_| view_of(&store, &ids, threshold))
+            apply(&mut store, edit, &ids, &Provenance::user(&user))
+                .map(|_| view_of(&store, &ids, threshold))
         };
         let event = match result {
             Ok(view) => LabelEvent::Changed(Arc::new(view)),
@@ -259,5 +261,44 @@ fn view_of(store: &LabelStore, ids: &[String], threshold: f32) -> LabelView {
         redo: store.redo_description().map(str::to_string),
         threshold,
         snapshot: store.snapshot(threshold),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn next_view(keeper: &LabelKeeper) -> Arc<LabelView> {
+        for _ in 0..500 {
+            match keeper.try_recv() {
+                Some(LabelEvent::Changed(view)) => return view,
+                Some(LabelEvent::Error(message)) => panic!("{message}"),
+                None => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        panic!("the keeper did not answer");
+    }
+
+    #[test]
+    fn each_edit_is_stamped_when_it_is_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let ensemble = crate::data::open("sample:channels", &Default::default()).unwrap();
+        let (first, second) = (ensemble.member_id(0), ensemble.member_id(1));
+        let store = LabelStore::create(dir.path().join("labels.csv")).unwrap();
+        let keeper = LabelKeeper::start(ensemble, store, 0.9).unwrap();
+        next_view(&keeper);
+        for member in [0, 1] {
+            std::thread::sleep(Duration::from_millis(30));
+            keeper.send(LabelEdit::SetManual {
+                members: vec![member],
+                class: "a".into(),
+            });
+            next_view(&keeper);
+        }
+        let store = keeper.store();
+        let store = lock(&store);
+        let time = |id: &str| store.manual(id).unwrap().provenance.time.unwrap();
+        assert!(time(&second) > time(&first), "both edits share one time");
     }
 }

@@ -124,9 +124,22 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
         None => None,
     };
 
+    // Constant or duplicated points can leave clusters empty: report what was written.
+    let used = clustering
+        .assignments
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    if used < clustering.k {
+        eprintln!(
+            "note: {} of the {} clusters asked for are empty (too few distinct points)",
+            clustering.k - used,
+            clustering.k
+        );
+    }
     let report = Report {
         method: clustering.method,
-        k: clustering.k,
+        k: used,
         members: clustering.assignments.len(),
         inertia: clustering.inertia,
         bic: clustering.bic,
@@ -220,13 +233,14 @@ fn print_report(report: &Report, out: &Path) {
                 show(s.bic, 1)
             );
         }
+        let k_or_none = |k: Option<usize>| k.map_or("none".to_string(), |k| k.to_string());
         println!(
-            "chosen K = {} (silhouette on {} members; elbow {:?}, best silhouette {:?}, best BIC {:?})",
+            "chosen K = {} (silhouette on {} members; elbow {}, best silhouette {}, best BIC {})",
             sweep.chosen_k,
             sweep.silhouette_sample_size,
-            sweep.elbow_k,
-            sweep.silhouette_k,
-            sweep.bic_k
+            k_or_none(sweep.elbow_k),
+            k_or_none(sweep.silhouette_k),
+            k_or_none(sweep.bic_k)
         );
     }
     println!(

@@ -60,6 +60,9 @@ pub struct EmbedArgs {
     /// Output layout (N×2 float32 `.npy`).
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    pub force: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -78,6 +81,8 @@ pub fn ids_path(layout: &Path) -> PathBuf {
 }
 
 pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
+    // Checked before the (long) projection; a run's latents.npy is one click from gone.
+    crate::train::run_dir::refuse_overwrite(&args.out, args.force)?;
     let matrix = match args.max_members {
         Some(max) => subsample(
             read_rows(&args.latents)?,

@@ -13,7 +13,7 @@ use ndarray::{Array2, Axis};
 use super::matrix_input::{labels_for, read_rows};
 use serde::Serialize;
 
-use crate::analysis::embedding_metrics::{self, EmbeddingScores, Sampling};
+use crate::analysis::embedding_metrics::{self, EmbeddingScores, NeighbourCounts, Sampling};
 use crate::analysis::linear_probe::{ProbeOptions, ProbeResult, ProbeSplit, linear_probe};
 use crate::data::row_labels::LabelKind;
 use crate::task::TaskControl;
@@ -150,18 +150,30 @@ fn print_scores(scores: &EmbeddingScores, labelled: usize, total: usize, classes
             " (scores on a stratified sample of {n})"
         ))
     );
+    let k = scores
+        .reduced_neighbours
+        .unwrap_or(NeighbourCounts::STANDARD);
+    if scores.reduced_neighbours.is_some() {
+        println!(
+            "note: only {labelled} labelled members: neighbourhood metrics use smaller k than \
+             the standard 17 / 10 / 5, so they compare only with runs scored the same way"
+        );
+    }
     println!("silhouette        {:.4}", scores.silhouette);
     println!(
-        "separability      {:.4}  (kNN vote, k = 17)",
-        scores.separability
+        "separability      {:.4}  (kNN vote, k = {})",
+        scores.separability, k.class
     );
     println!(
-        "neighbourhood_hit {:.4}  (k = 17)",
-        scores.neighbourhood_hit
+        "neighbourhood_hit {:.4}  (k = {})",
+        scores.neighbourhood_hit, k.class
     );
     match scores.trustworthiness {
-        Some(t) => println!("trustworthiness   {t:.4}  (k = 10)"),
+        Some(t) => println!("trustworthiness   {t:.4}  (k = {})", k.trustworthiness),
         None => println!("trustworthiness   -       (needs --latents)"),
     }
-    println!("knn_accuracy      {:.4}  (k = 5)", scores.knn_accuracy);
+    println!(
+        "knn_accuracy      {:.4}  (k = {})",
+        scores.knn_accuracy, k.knn
+    );
 }

@@ -83,8 +83,18 @@ fn import(store_path: &std::path::Path, spec: &str, labels: Option<PathBuf>) -> 
         (None, Some(file)) => Provenance::import(file),
         (None, None) => Provenance::import(spec),
     };
+    let existed = store_path.exists();
     let mut store = LabelStore::open_or_create(store_path)?;
-    store.import_manual(given, |i| ensemble.member_id(i), provenance)?;
+    if let Err(err) = store.import_manual(given, |i| ensemble.member_id(i), provenance) {
+        // A failed first import leaves no empty store behind to be mistaken for a real one.
+        if !existed {
+            let sidecar = store.sidecar_path();
+            drop(store);
+            let _ = std::fs::remove_file(store_path);
+            let _ = std::fs::remove_file(sidecar);
+        }
+        return Err(err.into());
+    }
     eprintln!(
         "imported {} manual labels from {spec}",
         given.labelled_count()

@@ -34,6 +34,9 @@ pub struct TrainArgs {
     /// below applied).
     #[arg(long)]
     pub resume: bool,
+    /// Replace a run already in --out (its files and checkpoints; nothing else there).
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
     #[arg(long, value_enum)]
     pub backend: Option<BackendChoice>,
     #[arg(long)]
@@ -81,8 +84,27 @@ fn parse_model_kind(text: &str) -> Result<ModelKind, String> {
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    // Held until training ends: a second `sense train` into this directory is refused.
+    let _lock = run_dir::RunLock::acquire(&args.out)?;
+    if !args.resume && !args.force && run_dir::holds_run(&args.out) {
+        bail!(
+            "{}: already holds a run; pass --resume to continue it or --force to replace it",
+            args.out.display()
+        );
+    }
     let config = build_config(&args)?;
     let (ensemble, labels) = open_data(&args, &config)?;
+    // Before any weight is allocated, and naming the file the setting came from.
+    let config_file = match (&args.config, args.resume) {
+        (_, true) => args.out.join(run_dir::CONFIG),
+        (Some(path), false) => path.clone(),
+        (None, false) => PathBuf::from("the default configuration"),
+    };
+    config
+        .model
+        .validate(ensemble.shape())
+        .with_context(|| config_file.display().to_string())?;
+    let record = dataset_record(&args)?;
     eprintln!(
         "{}: {} members of {}, {} labelled",
         ensemble.origin(),
@@ -90,12 +112,22 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         ensemble.shape(),
         labels.len()
     );
+    if ensemble.nan_count > 0 {
+        eprintln!(
+            "note: {} NaN/Inf values; normalisation replaces them by the channel mean",
+            ensemble.nan_count
+        );
+    }
     let epochs = config.epochs;
-    record_dataset(&args)?;
+    // Only now that every check has passed is anything in the run directory changed.
+    if args.force {
+        run_dir::remove_run(&args.out)?;
+    }
     let handle = match args.resume {
         true => Trainer::resume(ensemble, labels, config, &args.out)?,
         false => Trainer::spawn(ensemble, labels, config, &args.out)?,
     };
+    run_dir::write_json(&args.out.join(run_dir::DATASET), &record)?;
 
     let bar = match args.quiet {
         true => ProgressBar::hidden(),
@@ -202,10 +234,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     bail!("the training thread ended without a final report")
 }
 
-/// Writes `dataset.json` so `sense report` can reopen the data (absolute paths, so the record
-/// holds from any working directory).
-fn record_dataset(args: &TrainArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
+/// What `dataset.json` will say, so `sense report` can reopen the data (absolute paths, so the
+/// record holds from any working directory). A resume must name the data the run was trained
+/// on: other data would be refused later, after the record had been rewritten.
+fn dataset_record(args: &TrainArgs) -> anyhow::Result<DatasetRecord> {
     let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let data = match args.data.starts_with("sample:") {
         true => args.data.clone(),
@@ -215,8 +247,19 @@ fn record_dataset(args: &TrainArgs) -> anyhow::Result<()> {
         data,
         labels: args.labels.as_deref().map(absolute),
     };
-    run_dir::write_json(&args.out.join(run_dir::DATASET), &record)?;
-    Ok(())
+    let previous = args.out.join(run_dir::DATASET);
+    if args.resume
+        && let Ok(old) = run_dir::read_json::<DatasetRecord>(&previous)
+        && old.data != record.data
+    {
+        bail!(
+            "{}: the run was trained on {}, not {}; --resume needs the same data",
+            previous.display(),
+            old.data,
+            record.data
+        );
+    }
+    Ok(record)
 }
 
 fn build_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {

@@ -3,6 +3,7 @@
 
 use super::{Ensemble, idx};
 use crate::error::{DataError, DataResult};
+use crate::labels::MAX_CLASS_NAME_BYTES;
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::Read;
@@ -58,7 +59,7 @@ impl ClassLabels {
 
     /// One label per member, in member order.
     fn from_idx(path: &Path, ensemble: &Ensemble) -> DataResult<Self> {
-        let values = idx::read_labels(path)?;
+        let values = idx::read_labels(path, ensemble.len())?;
         if values.len() != ensemble.len() {
             return Err(DataError::new(
                 path,
@@ -91,7 +92,7 @@ impl ClassLabels {
 
     fn from_csv(path: &Path, ensemble: &Ensemble) -> DataResult<Self> {
         let mut reader = csv::ReaderBuilder::new()
-            .trim(csv::Trim::All)
+            .trim(csv::Trim::Headers)
             .from_path(path)
             .map_err(|e| csv_error(path, e))?;
         let header = reader.headers().map_err(|e| csv_error(path, e))?.clone();
@@ -123,8 +124,23 @@ impl ClassLabels {
         for record in reader.records() {
             let record = record.map_err(|e| csv_error(path, e))?;
             let line = record.position().map_or(0, |p| p.line());
-            let id = &record[id_column];
-            let label = &record[label_column];
+            // Ids match exactly first: a file may be named " lead.png". Padding added by hand
+            // (`a.png, cat`) is forgiven when no member has the padded name.
+            let raw_id = &record[id_column];
+            let id = match ensemble.index_of(raw_id) {
+                Some(_) => raw_id,
+                None => raw_id.trim(),
+            };
+            let label = record[label_column].trim();
+            if label.len() > MAX_CLASS_NAME_BYTES {
+                return Err(DataError::new(
+                    path,
+                    format!(
+                        "line {line}: label is {} bytes long (at most {MAX_CLASS_NAME_BYTES})",
+                        label.len()
+                    ),
+                ));
+            }
             let index = ensemble
                 .index_of(id)
                 .ok_or_else(|| unknown_id(path, line, id, ensemble))?;

@@ -5,7 +5,7 @@
 //! with positioned reads; gzip files are decompressed into memory, bounded by the data that is
 //! actually there rather than by what the header claims.
 
-use super::{ByteOrder, DType, RawArray, Shape};
+use super::{ByteOrder, DType, RawArray, Shape, limits};
 use crate::error::{DataError, DataResult};
 use flate2::read::MultiGzDecoder;
 use std::fs::File;
@@ -72,13 +72,18 @@ pub fn open_images(path: &Path) -> DataResult<RawArray> {
     )
 }
 
-/// Reads an IDX1 `u8` labels file, plain or gzip-compressed (detected by content).
-pub fn read_labels(path: &Path) -> DataResult<Vec<u8>> {
+/// Reads an IDX1 `u8` labels file, plain or gzip-compressed (detected by content), that must
+/// hold `expected` labels. The count is compared from the header, before any data is read.
+pub fn read_labels(path: &Path, expected: usize) -> DataResult<Vec<u8>> {
     let mut file = File::open(path).map_err(|e| DataError::io(path, e))?;
     if is_gzip(path, &mut file)? {
-        labels_from_reader(path, MultiGzDecoder::new(BufReader::new(file)))
+        labels_from_reader(
+            path,
+            MultiGzDecoder::new(BufReader::new(file)),
+            Some(expected),
+        )
     } else {
-        labels_from_reader(path, BufReader::new(file))
+        labels_from_reader(path, BufReader::new(file), Some(expected))
     }
 }
 
@@ -95,20 +100,24 @@ pub fn images_from_bytes(origin: &Path, bytes: &[u8]) -> DataResult<RawArray> {
 /// IDX1 labels from bytes in memory, plain or gzip. `origin` names the data in messages.
 pub fn labels_from_bytes(origin: &Path, bytes: &[u8]) -> DataResult<Vec<u8>> {
     if bytes.starts_with(&GZIP_MAGIC) {
-        labels_from_reader(origin, MultiGzDecoder::new(bytes))
+        labels_from_reader(origin, MultiGzDecoder::new(bytes), None)
     } else {
-        labels_from_reader(origin, bytes)
+        labels_from_reader(origin, bytes, None)
     }
 }
 
-/// Reads exactly `declared_bytes` from `reader` into memory. The buffer grows with the data
-/// actually read, so a header declaring terabytes costs nothing unless the data is there; a
-/// stream shorter or longer than declared is an error.
+/// Reads exactly `declared_bytes` from `reader` into memory. A declared size over the
+/// decompression limit is refused before reading; below it the buffer grows with the data
+/// actually read, so a lying header costs nothing unless the data is there. A stream shorter
+/// or longer than declared is an error.
 pub(crate) fn read_declared_bytes(
     path: &Path,
     reader: impl Read,
     declared_bytes: u64,
 ) -> DataResult<Vec<u8>> {
+    limits::check_decompressed(path, declared_bytes)?;
+    // Checked while reading: at most one byte past the declared size (itself within the
+    // limit) is ever decompressed, enough to tell "more data" from "exact".
     let mut data = Vec::new();
     reader
         .take(declared_bytes.saturating_add(1))
@@ -232,6 +241,7 @@ fn images_layout(path: &Path, header: &IdxHeader) -> DataResult<ImagesLayout> {
             format!("IDX file holds no image data (dimensions {dims:?})"),
         ));
     }
+    limits::check_member(path, shape)?;
     // Each factor is below 2^32 and there are at most five, so u128 cannot overflow.
     let data_bytes = dims.iter().map(|&d| d as u128).product::<u128>() * dtype.size_bytes() as u128;
     let data_bytes = u64::try_from(data_bytes).map_err(|_| {
@@ -263,7 +273,11 @@ fn images_from_reader(path: &Path, mut reader: impl Read) -> DataResult<RawArray
     )
 }
 
-fn labels_from_reader(path: &Path, mut reader: impl Read) -> DataResult<Vec<u8>> {
+fn labels_from_reader(
+    path: &Path,
+    mut reader: impl Read,
+    expected: Option<usize>,
+) -> DataResult<Vec<u8>> {
     let header = read_header(path, &mut reader)?;
     if header.type_code != 0x08 || header.dims.len() != 1 {
         return Err(DataError::new(
@@ -276,7 +290,16 @@ fn labels_from_reader(path: &Path, mut reader: impl Read) -> DataResult<Vec<u8>>
             ),
         ));
     }
-    read_declared_bytes(path, reader, header.dims[0] as u64)
+    let declared = header.dims[0] as usize;
+    if let Some(expected) = expected
+        && declared != expected
+    {
+        return Err(DataError::new(
+            path,
+            format!("holds {declared} labels but the ensemble has {expected} members"),
+        ));
+    }
+    read_declared_bytes(path, reader, declared as u64)
 }
 
 /// Checks the magic bytes, then rewinds so the caller reads from the start.

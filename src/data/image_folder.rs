@@ -6,17 +6,13 @@
 //! multi-sample images.
 
 use super::fit::{FitMode, fit_image};
-use super::{DType, MemberSource, Shape};
+use super::{DType, MemberSource, Shape, limits};
 use crate::error::{DataError, DataResult};
 use image::ImageDecoder;
 use rayon::prelude::*;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-
-/// Decoded images larger than this are refused rather than allocated: a small, highly
-/// compressed file can declare gigapixels. Far above any ensemble member (3×256×256 f32).
-const MAX_DECODED_BYTES: u64 = 256 * 1024 * 1024;
 
 /// A folder of same-sized images (or any sizes, fitted on read when `fit` is given).
 pub struct ImageFolder {
@@ -64,6 +60,7 @@ impl ImageFolder {
         let mut files = Vec::new();
         collect_images(root, root, &mut files)?;
         files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        check_unique_ids(&files)?;
 
         let infos: Vec<DataResult<ImageInfo>> =
             files.par_iter().map(|(_, path)| read_info(path)).collect();
@@ -175,13 +172,43 @@ fn collect_images(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) -
                 .strip_prefix(root)
                 .unwrap_or(&path)
                 .components()
-                .map(|c| c.as_os_str().to_string_lossy())
+                .map(|c| id_component(c.as_os_str()))
                 .collect::<Vec<_>>()
                 .join("/");
             files.push((id, path));
         }
     }
     Ok(())
+}
+
+/// A file name as id text without loss: bytes that are not UTF-8 become `\xNN`, so
+/// `bad\xff.png` and `bad\xfe.png` stay two members (a lossy conversion made both `bad�.png`).
+fn id_component(name: &std::ffi::OsStr) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut id = String::new();
+    for chunk in name.as_bytes().utf8_chunks() {
+        id.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            id.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    id
+}
+
+/// Two files with one id (a name spelled with a literal `\xNN` beside one with that byte)
+/// would share labels; refused before anything else is read.
+fn check_unique_ids(files: &[(String, PathBuf)]) -> DataResult<()> {
+    match files.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        Some(pair) => Err(DataError::new(
+            &pair[1].1,
+            format!(
+                "has the same member id '{}' as {}; rename one of them",
+                pair[0].0,
+                pair[0].1.display()
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn codec_for(path: &Path) -> Option<Codec> {
@@ -254,21 +281,16 @@ fn decode(path: &Path) -> DataResult<(ImageInfo, Vec<f32>)> {
     }
 }
 
+/// A small, highly compressed file can declare gigapixels: the decoded `f32` size is checked
+/// against the shared member limit before anything is decoded.
 fn check_size(path: &Path, info: ImageInfo) -> DataResult<()> {
-    // In u128: a hostile header's dimensions could overflow a 64-bit product.
-    let decoded_bytes = [info.shape.channels, info.shape.height, info.shape.width]
-        .iter()
-        .fold(info.dtype.size_bytes() as u128, |acc, &d| acc * d as u128);
-    if info.shape.is_empty() || decoded_bytes > MAX_DECODED_BYTES as u128 {
+    if info.shape.is_empty() {
         return Err(DataError::new(
             path,
-            format!(
-                "image size {info} is not usable (empty, or over {} MiB decoded)",
-                MAX_DECODED_BYTES >> 20
-            ),
+            format!("image size {info} is not usable (empty)"),
         ));
     }
-    Ok(())
+    limits::check_member(path, info.shape)
 }
 
 fn corrupt(path: &Path, err: impl std::fmt::Display) -> DataError {

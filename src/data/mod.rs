@@ -11,6 +11,7 @@ mod ensemble;
 pub mod fit;
 pub mod idx;
 pub mod image_folder;
+pub mod limits;
 pub mod matrix;
 pub mod npy;
 mod open;

@@ -6,7 +6,7 @@
 //! actually present.
 
 use super::idx::read_declared_bytes;
-use super::{ByteOrder, DType, RawArray, Shape};
+use super::{ByteOrder, DType, RawArray, Shape, limits};
 use crate::error::{DataError, DataResult};
 use npyz::{Endianness, Order, TypeChar};
 use std::fs::File;
@@ -290,6 +290,7 @@ fn interpret(path: &Path, header: &npyz::NpyHeader, header_bytes: u64) -> DataRe
             format!("the array holds no image data (shape {dims:?})"),
         ));
     }
+    limits::check_member(path, shape)?;
     let data_bytes = dims
         .iter()
         .try_fold(dtype.size_bytes() as u64, |acc, &d| acc.checked_mul(d))

@@ -1,7 +1,9 @@
 //! One entry point from a user's dataset spec (path or `sample:NAME`) to an [`Ensemble`].
 
 use super::fit::{FitMode, FittedSource};
-use super::{ClassLabels, Ensemble, MemberSource, ParameterTable, idx, image_folder, npy};
+use super::{
+    ClassLabels, DType, Ensemble, MemberSource, ParameterTable, idx, image_folder, limits, npy,
+};
 use crate::error::{DataError, DataResult};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -46,6 +48,8 @@ pub fn open(spec: &str, options: &OpenOptions) -> DataResult<Ensemble> {
     {
         ensemble.source = Arc::new(FittedSource::new(ensemble.source.clone(), fit));
     }
+    // After fitting: `--resize` can ask for members far larger than any on disk.
+    limits::check_member(Path::new(spec), ensemble.shape())?;
     ensemble.nan_count = check_non_finite(ensemble.source.as_ref(), options.nan_policy)?;
 
     let labels_path = options
@@ -53,9 +57,11 @@ pub fn open(spec: &str, options: &OpenOptions) -> DataResult<Ensemble> {
         .clone()
         .or_else(|| idx::sibling_labels_file(Path::new(spec)));
     if let Some(path) = labels_path {
+        check_regular_file(&path)?;
         ensemble.labels = Some(ClassLabels::load(&path, &ensemble)?);
     }
     if let Some(path) = &options.parameters {
+        check_regular_file(path)?;
         ensemble.parameters = Some(ParameterTable::load(path, &ensemble)?);
     }
     Ok(ensemble)
@@ -68,9 +74,7 @@ fn open_source(path: &Path, options: &OpenOptions) -> DataResult<Arc<dyn MemberS
             options.fit,
         )?));
     }
-    if !path.exists() {
-        return Err(DataError::new(path, "no such file or directory"));
-    }
+    check_regular_file(path)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_lowercase())
@@ -89,6 +93,18 @@ fn open_source(path: &Path, options: &OpenOptions) -> DataResult<Arc<dyn MemberS
         ));
     };
     Ok(source)
+}
+
+/// A FIFO or device named like data would block or stream forever; only files are read.
+pub(crate) fn check_regular_file(path: &Path) -> DataResult<()> {
+    let metadata = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?;
+    if !metadata.is_file() {
+        return Err(DataError::new(
+            path,
+            "not a regular file (a FIFO, socket or device cannot be read as data)",
+        ));
+    }
+    Ok(())
 }
 
 /// Counts NaN/Inf values of float ensembles (integer data cannot hold them).
@@ -110,10 +126,15 @@ fn check_non_finite(source: &dyn MemberSource, policy: NanPolicy) -> DataResult<
     let total: u64 = per_member.iter().sum();
     if total > 0 && policy == NanPolicy::Reject {
         let first = per_member.iter().position(|&n| n > 0).unwrap_or(0);
+        // f64 data beyond ±3.4e38 becomes Inf as f32: say so, it is not a missing value.
+        let what = match source.dtype() {
+            DType::F64 => "NaN/Inf values (or f64 values beyond the f32 range)",
+            _ => "NaN/Inf values",
+        };
         return Err(DataError::new(
             source.origin(),
             format!(
-                "{total} NaN/Inf values in {} members (first: member {}); \
+                "{total} {what} in {} members (first: member {}); \
                  pass --nan report to load anyway",
                 per_member.iter().filter(|&&n| n > 0).count(),
                 source.member_id(first)

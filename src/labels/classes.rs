@@ -34,10 +34,22 @@ pub(crate) struct ClassTable {
     slots: Vec<Option<Class>>,
 }
 
+/// Longest class name, in bytes. Names are shown in tables and legends; far longer ones are
+/// a mistake (a whole file pasted into a cell), and column widths of 64 KiB or more panic in
+/// `format!`.
+pub const MAX_CLASS_NAME_BYTES: usize = 256;
+
 /// Why a class name is not acceptable.
 pub(crate) fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("class name is empty".into());
+    }
+    if name.len() > MAX_CLASS_NAME_BYTES {
+        let start: String = name.chars().take(20).collect();
+        return Err(format!(
+            "class name '{start}…' is {} bytes long (at most {MAX_CLASS_NAME_BYTES})",
+            name.len()
+        ));
     }
     if name.trim() != name {
         return Err(format!(
@@ -200,6 +212,13 @@ impl ClassTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlong_names_are_refused() {
+        assert!(check_name(&"x".repeat(MAX_CLASS_NAME_BYTES)).is_ok());
+        let err = check_name(&"x".repeat(70_000)).unwrap_err();
+        assert!(err.contains("70000 bytes"), "{err}");
+    }
 
     #[test]
     fn rename_and_merge_keep_former_names_resolvable() {

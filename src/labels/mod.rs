@@ -23,11 +23,11 @@ mod sidecar;
 mod snapshot;
 mod store;
 
-pub use classes::Class;
+pub use classes::{Class, MAX_CLASS_NAME_BYTES};
 pub use colour::{Colour, PALETTE_LEN, palette, palette_colour};
 pub use csv_file::HEADER as CSV_HEADER;
 pub use history::{ChangeId, MAX_CHANGES, MAX_MEMBER_EDITS};
 pub use members::{ManualLabel, PseudoLabel};
-pub use provenance::{Provenance, Source};
+pub use provenance::{Provenance, Source, current_user_name};
 pub use snapshot::{LabelSnapshot, SnapshotClass, TrainingLabel};
 pub use store::{ClassCounts, LabelStore};

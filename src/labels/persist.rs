@@ -137,6 +137,25 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> DataResult<()> {
     sync_folder(&dir).map_err(|e| DataError::io(&dir, e))
 }
 
+/// Deletes `.NAME.*.tmp` beside `path`: what [`write_atomically`] leaves when killed before
+/// its rename. Only called while holding the store's lock; failures are harmless.
+fn remove_orphan_temps(path: &Path) {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    let Ok(entries) = std::fs::read_dir(folder_of(path)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        if file_name.starts_with(&prefix) && file_name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 fn folder_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -172,9 +191,24 @@ impl StoreLock {
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(|e| DataError::io(&lock_path, e))?;
+            .map_err(|e| {
+                // Name the folder the user gave, not our hidden lock file inside it.
+                let folder = folder_of(csv_path);
+                match folder.is_dir() {
+                    false => DataError::new(
+                        csv_path,
+                        format!("the folder {} does not exist", folder.display()),
+                    ),
+                    true => DataError::io(&lock_path, e),
+                }
+            })?;
         match file.try_lock() {
-            Ok(()) => Ok(Self { _file: file }),
+            Ok(()) => {
+                // We are the only writer: temp files of a save killed midway are orphans.
+                remove_orphan_temps(csv_path);
+                remove_orphan_temps(&super::sidecar::path_for(csv_path));
+                Ok(Self { _file: file })
+            }
             Err(std::fs::TryLockError::WouldBlock) => Err(DataError::new(
                 csv_path,
                 "the label store is open for writing elsewhere (another SENSE window?)",

@@ -72,6 +72,11 @@ impl Provenance {
         }
     }
 
+    /// A relabel by hand, now, by the account running this process.
+    pub fn current_user() -> Self {
+        Self::user(current_user_name())
+    }
+
     /// A relabel by hand, now.
     pub fn user(name: impl Into<String>) -> Self {
         Self::now(Source::User { name: name.into() })
@@ -123,9 +128,49 @@ pub(crate) fn parse_time(text: &str) -> Option<SystemTime> {
     humantime::parse_rfc3339_weak(text).ok().map(normalise_time)
 }
 
+/// The login name: `$USER`, else the account of our uid (services and containers often run
+/// without `$USER`), else "user".
+pub fn current_user_name() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|name| !name.is_empty())
+        .or_else(account_name)
+        .unwrap_or_else(|| "user".into())
+}
+
+/// The name of the account of the real uid, from the password database.
+fn account_name() -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: an all-zero passwd is a valid out-parameter; getpwuid_r only writes to it, the
+    // buffer and `result`, and `pw_name` points into `buf`, which outlives its use here.
+    unsafe {
+        let mut passwd: libc::passwd = std::mem::zeroed();
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let status = libc::getpwuid_r(
+            libc::getuid(),
+            &mut passwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        );
+        if status != 0 || result.is_null() || passwd.pw_name.is_null() {
+            return None;
+        }
+        let name = std::ffi::CStr::from_ptr(passwd.pw_name);
+        Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_account_name_comes_from_the_password_database() {
+        // Where $USER is unset (services, containers) this is the name used.
+        let name = account_name().expect("the test's uid has an account");
+        assert!(!name.is_empty() && name != "user", "{name}");
+    }
 
     #[test]
     fn sources_round_trip_through_text() {

@@ -110,6 +110,10 @@ pub struct ConfigError(pub String);
 /// unexpected input size fails with a message instead of exhausting memory (~4 GB of f32).
 const MAX_DENSE_WEIGHTS: usize = 1 << 30;
 
+/// Upper bound on the convolution weights (3×3 kernels), for the same reason: `filters` enters
+/// squared, so `filters = 100000` would ask for terabytes. 2^28 f32 is 1 GiB.
+const MAX_CONV_WEIGHTS: usize = 1 << 28;
+
 impl ModelConfig {
     pub fn new(kind: ModelKind) -> Self {
         Self {
@@ -172,6 +176,14 @@ impl ModelConfig {
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             return fail(format!("beta must be finite and >= 0, got {}", self.beta));
         }
+        let conv_weights = self.conv_weights(input);
+        if conv_weights > MAX_CONV_WEIGHTS {
+            return fail(format!(
+                "a {} model with filters {} on {input} inputs needs about {conv_weights} \
+                 convolution weights (limit {MAX_CONV_WEIGHTS}); use fewer filters",
+                self.kind, self.filters,
+            ));
+        }
         let dense_weights = self.bottleneck_len(input).saturating_mul(self.latent_dim);
         if dense_weights > MAX_DENSE_WEIGHTS {
             return fail(format!(
@@ -181,6 +193,22 @@ impl ModelConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Convolution weights of the encoder and the mirrored decoder, 3×3 kernels; only the
+    /// paper AE/VAE take their width from `filters`.
+    fn conv_weights(&self, input: Shape) -> usize {
+        match self.kind {
+            ModelKind::Ae | ModelKind::Vae => {
+                let f = self.filters;
+                let widest = f.max(input.channels);
+                widest
+                    .saturating_mul(f)
+                    .saturating_mul(9)
+                    .saturating_mul(2 * paper_ae::LEVELS)
+            }
+            ModelKind::UnetVae | ModelKind::CnnAe => 0,
+        }
     }
 
     /// Length of the flattened feature map that feeds the latent layer.
@@ -193,5 +221,19 @@ impl ModelConfig {
         let h = halved(input.height, levels);
         let w = halved(input.width, levels);
         channels.saturating_mul(h).saturating_mul(w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_filters_are_refused_before_allocation() {
+        let input = Shape::new(1, 64, 64);
+        let config = ModelConfig::new(ModelKind::Ae);
+        assert!(config.validate(input).is_ok());
+        let err = config.with_filters(100_000).validate(input).unwrap_err();
+        assert!(err.0.contains("convolution weights"), "{err}");
     }
 }

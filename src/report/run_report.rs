@@ -133,11 +133,11 @@ pub fn write_run_report(
         .into_iter()
         .fold(0.0_f64, f64::max) as f32;
     let model_quality = mean_quality(&model_recons, &ensemble, data_range)?;
-    let pca_recons = pca_reconstructions(&model, &ensemble, &compared, control)?;
+    let (pca_recons, pca_components) = pca_reconstructions(&model, &ensemble, &compared, control)?;
     let pca_quality = mean_quality(&pca_recons, &ensemble, data_range)?;
     let methods = vec![
         format!("model ({})", model.config.model.kind.name()),
-        format!("PCA ({} components)", model.latent_dim()),
+        format!("PCA ({pca_components} components)"),
     ];
     let metrics = vec![
         BarMetric::new(
@@ -498,7 +498,7 @@ fn pca_reconstructions(
     ensemble: &Ensemble,
     members: &[usize],
     control: &TaskControl,
-) -> anyhow::Result<Vec<Reconstruction>> {
+) -> anyhow::Result<(Vec<Reconstruction>, usize)> {
     let shape = ensemble.shape();
     let len = shape.len();
     let normalised = |list: &[usize]| -> anyhow::Result<Array2<f32>> {
@@ -514,11 +514,11 @@ fn pca_reconstructions(
     };
     let fit_members = evenly_spaced(&model.split.train, PCA_FIT_MEMBERS);
     let train = normalised(&fit_members)?;
-    let components = model.latent_dim().min(train.nrows()).min(len);
+    let components = pca_components(model.latent_dim(), train.nrows(), len);
     let pca = Pca::fit(train.view(), components, control)?;
     let originals = normalised(members)?;
     let recon = pca.reconstruct(originals.view())?;
-    Ok(members
+    let reconstructions = members
         .iter()
         .zip(originals.rows().into_iter().zip(recon.rows()))
         .map(|(&member, (o, r))| {
@@ -534,5 +534,25 @@ fn pca_reconstructions(
                 reconstruction,
             }
         })
-        .collect())
+        .collect();
+    Ok((reconstructions, components))
+}
+
+/// As many PCA components as latent dimensions, where the data allows: centring `rows`
+/// members leaves rank at most `rows − 1`.
+fn pca_components(latent_dim: usize, rows: usize, values: usize) -> usize {
+    latent_dim.min(rows.saturating_sub(1)).min(values).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pca_components;
+
+    #[test]
+    fn pca_components_fit_the_rank_of_small_runs() {
+        // 240 training members, latent 2500: rank after centring is 239.
+        assert_eq!(pca_components(2500, 240, 4096), 239);
+        assert_eq!(pca_components(8, 5000, 4096), 8);
+        assert_eq!(pca_components(8, 5000, 4), 4);
+    }
 }

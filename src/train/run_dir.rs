@@ -61,6 +61,109 @@ pub struct DatasetRecord {
     pub labels: Option<PathBuf>,
 }
 
+/// Held by the process writing a run directory (`flock` on `.lock`, which records its pid).
+pub const LOCK: &str = ".lock";
+
+/// Exclusive use of a run directory for as long as it lives. The kernel releases the `flock`
+/// when the process dies, so a killed run never leaves the directory locked.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: fs::File,
+}
+
+impl RunLock {
+    /// Creates `run_dir` if needed and locks it, or says which process holds it.
+    pub fn acquire(run_dir: &Path) -> DataResult<Self> {
+        use std::os::fd::AsRawFd;
+        fs::create_dir_all(run_dir).map_err(|e| DataError::io(run_dir, e))?;
+        let path = run_dir.join(LOCK);
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| DataError::io(run_dir, e))?;
+        // SAFETY: flock on a descriptor we own; no memory is involved.
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if !locked {
+            let holder = fs::read_to_string(&path).unwrap_or_default();
+            let holder = match holder.trim() {
+                "" => String::new(),
+                pid => format!(" (pid {pid})"),
+            };
+            return Err(DataError::new(
+                run_dir,
+                format!("another sense process{holder} is writing this run directory"),
+            ));
+        }
+        let pid = std::process::id().to_string();
+        file.set_len(0)
+            .and_then(|_| file.write_all(pid.as_bytes()))
+            .map_err(|e| DataError::io(&path, e))?;
+        Ok(Self { _file: file })
+    }
+}
+
+/// Files a finished or interrupted run leaves behind; training anew over them mixes two runs.
+const RUN_FILES: [&str; 9] = [
+    CONFIG,
+    DATASET,
+    NORMALIZATION,
+    SPLIT,
+    METRICS,
+    SUMMARY,
+    LATENTS,
+    LATENT_IDS,
+    STATE_FILE,
+];
+const RUN_DIRS: [&str; 2] = [CHECKPOINT, BEST];
+
+/// True when `run_dir` already holds (part of) a run.
+pub fn holds_run(run_dir: &Path) -> bool {
+    RUN_FILES
+        .iter()
+        .chain(&RUN_DIRS)
+        .any(|name| run_dir.join(name).exists())
+}
+
+/// Removes a previous run's files and checkpoints (for `--force`), nothing else.
+pub fn remove_run(run_dir: &Path) -> DataResult<()> {
+    for name in RUN_FILES {
+        let path = run_dir.join(name);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(DataError::io(&path, e));
+            }
+            _ => {}
+        }
+    }
+    for name in RUN_DIRS {
+        for dir in [
+            name.to_string(),
+            format!("{name}.tmp"),
+            format!("{name}.old"),
+        ] {
+            let path = run_dir.join(dir);
+            if path.exists() {
+                fs::remove_dir_all(&path).map_err(|e| DataError::io(&path, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The one rule for outputs: an existing file is replaced only with `--force`.
+pub fn refuse_overwrite(path: &Path, force: bool) -> DataResult<()> {
+    if !force && fs::symlink_metadata(path).is_ok() {
+        return Err(DataError::new(
+            path,
+            "already exists; pass --force to replace it",
+        ));
+    }
+    Ok(())
+}
+
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> DataResult<()> {
     let tmp = path.with_extension("tmp");
     let write = || -> std::io::Result<()> {

@@ -48,12 +48,39 @@ impl LabelSource {
         pseudo_threshold: f32,
     ) -> DataResult<LabelSnapshot> {
         Ok(match self {
-            Self::Store(path) => LabelStore::open_read_only(path)?.snapshot(pseudo_threshold),
+            Self::Store(path) => {
+                let snapshot = LabelStore::open_read_only(path)?.snapshot(pseudo_threshold);
+                check_store_matches(&snapshot, ensemble, path)?;
+                snapshot
+            }
             Self::Attached => match &ensemble.labels {
                 Some(labels) => LabelSnapshot::from_class_labels(labels, |i| ensemble.member_id(i)),
                 None => LabelSnapshot::empty(),
             },
         })
+    }
+}
+
+/// A manual label on an id that is not a member means the store belongs to another dataset
+/// (training would silently use none of its labels), as the pseudo-labeller also says.
+fn check_store_matches(
+    snapshot: &LabelSnapshot,
+    ensemble: &Ensemble,
+    store_path: &Path,
+) -> DataResult<()> {
+    match snapshot
+        .iter()
+        .find(|(id, label)| label.manual && ensemble.index_of(id).is_none())
+    {
+        Some((id, _)) => Err(DataError::new(
+            store_path,
+            format!(
+                "labels member '{id}', which {} does not have: the label store belongs to \
+                 another dataset",
+                ensemble.origin()
+            ),
+        )),
+        None => Ok(()),
     }
 }
 
