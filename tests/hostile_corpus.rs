@@ -1023,3 +1023,42 @@ fn clusters_report_what_was_written() {
     assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
     assert!(outcome.stdout.contains("elbow none"), "{}", outcome.stdout);
 }
+
+#[test]
+fn nan_report_in_train_names_f64_values_beyond_the_f32_range() {
+    let dir = tempfile::tempdir().unwrap();
+    // Eight 8×8 f64 members, one value too large for f32 (it becomes Inf when loaded).
+    let mut data = npy_header("<f8", &[8, 1, 8, 8]);
+    for i in 0..8 * 8 * 8 {
+        let v = if i == 9 { 1e300 } else { (i % 5) as f64 };
+        data.extend_from_slice(&v.to_le_bytes());
+    }
+    let data = write(&dir.path().join("huge.npy"), data);
+    let run = dir.path().join("run");
+    let args: Vec<OsString> = [
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--nan",
+        "report",
+        "--out",
+        run.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--quiet",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    let outcome = run_sense(&args, dir.path(), "f64 --nan report");
+    assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
+    assert!(
+        outcome
+            .stderr
+            .contains("1 NaN/Inf values (or f64 values beyond the f32 range)"),
+        "{}",
+        outcome.stderr
+    );
+}

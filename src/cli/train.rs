@@ -113,8 +113,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         labels.len()
     );
     if ensemble.nan_count > 0 {
+        // f64 data beyond ±3.4e38 becomes Inf as f32: it is replaced too, so say so.
+        let what = match ensemble.dtype() {
+            crate::data::DType::F64 => "NaN/Inf values (or f64 values beyond the f32 range)",
+            _ => "NaN/Inf values",
+        };
         eprintln!(
-            "note: {} NaN/Inf values; normalisation replaces them by the channel mean",
+            "note: {} {what}; normalisation replaces them by the channel mean",
             ensemble.nan_count
         );
     }
