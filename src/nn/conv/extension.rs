@@ -14,30 +14,41 @@ use burn::tensor::TensorData;
 
 use super::lowering::{self, ConvDims, ConvGeometry};
 
-/// Dense 2-D convolutions (groups 1, dilation 1, no bias) lowered to im2col + GEMM.
+/// Dense 2-D convolutions (groups 1, dilation 1) with a per-channel bias, lowered to im2col +
+/// GEMM. The bias is folded in so its add and its gradient's reduction run in the same
+/// parallel pass instead of two more whole-tensor ops.
 #[backend_extension(Flex, Autodiff)]
 pub trait LoweredConv: Backend {
-    /// `x` `[B, C_in, H, W]`, `weight` `[C_out, C_in, k_h, k_w]` → `[B, C_out, H_out, W_out]`.
+    /// `x` `[B, C_in, H, W]`, `weight` `[C_out, C_in, k_h, k_w]`, `bias` `[C_out]` →
+    /// `[B, C_out, H_out, W_out]`.
     fn lowered_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
         geometry: ConvGeometry,
     ) -> FloatTensor<Self>;
 
-    /// `x` `[B, C_in, h, w]`, `weight` `[C_in, C_out, k_h, k_w]` → `[B, C_out, H, W]` with
-    /// `[H, W] = output_px` (which fixes the output padding).
+    /// `x` `[B, C_in, h, w]`, `weight` `[C_in, C_out, k_h, k_w]`, `bias` `[C_out]` →
+    /// `[B, C_out, H, W]` with `[H, W] = output_px` (which fixes the output padding).
     fn lowered_conv_transpose2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
         geometry: ConvGeometry,
         output_px: [usize; 2],
     ) -> FloatTensor<Self>;
 }
 
 impl LoweredConv for Flex {
-    fn lowered_conv2d(x: FlexTensor, weight: FlexTensor, geometry: ConvGeometry) -> FlexTensor {
+    fn lowered_conv2d(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        geometry: ConvGeometry,
+    ) -> FlexTensor {
         let dims = conv_dims(&x, &weight, geometry);
-        let y = lowering::conv_forward(&values(&x), &values(&weight), &dims);
+        let mut y = lowering::conv_forward(&values(&x), &values(&weight), &dims);
+        lowering::add_channel_bias(&mut y, &values(&bias), dims.output_px);
         tensor(
             y,
             [dims.batch, dims.c_out, dims.output_px[0], dims.output_px[1]],
@@ -47,11 +58,13 @@ impl LoweredConv for Flex {
     fn lowered_conv_transpose2d(
         x: FlexTensor,
         weight: FlexTensor,
+        bias: FlexTensor,
         geometry: ConvGeometry,
         output_px: [usize; 2],
     ) -> FlexTensor {
         let dims = transposed_dims(&x, &weight, geometry, output_px);
-        let y = lowering::conv_input_grad(&values(&x), &values(&weight), &dims);
+        let mut y = lowering::conv_input_grad(&values(&x), &values(&weight), &dims);
+        lowering::add_channel_bias(&mut y, &values(&bias), output_px);
         tensor(y, [dims.batch, dims.c_in, output_px[0], output_px[1]])
     }
 }
@@ -60,27 +73,32 @@ impl<C: CheckpointStrategy> LoweredConv for Autodiff<Flex, C> {
     fn lowered_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
         geometry: ConvGeometry,
     ) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct ConvBackward;
 
-        impl Backward<Flex, 2> for ConvBackward {
+        impl Backward<Flex, 3> for ConvBackward {
             type State = (NodeId, NodeId, ConvGeometry);
 
             fn backward(
                 self,
-                ops: Ops<Self::State, 2>,
+                ops: Ops<Self::State, 3>,
                 grads: &mut Gradients,
                 checkpointer: &mut Checkpointer,
             ) {
-                let [node_x, node_weight] = ops.parents;
+                let [node_x, node_weight, node_bias] = ops.parents;
                 let grad: FlexTensor = grads.consume::<Flex>(&ops.node);
                 let (x_id, weight_id, geometry) = ops.state;
                 let x: FlexTensor = checkpointer.retrieve_node_output(x_id);
                 let weight: FlexTensor = checkpointer.retrieve_node_output(weight_id);
                 let dims = conv_dims(&x, &weight, geometry);
                 let dy = values(&grad);
+                if let Some(node) = node_bias {
+                    let db = lowering::channel_sums(&dy, dims.c_out, dims.output_px);
+                    grads.register::<Flex>(node.id, vector(db));
+                }
                 if let Some(node) = node_weight {
                     let dw = lowering::conv_weight_grad(&values(&x), &dy, &dims);
                     grads.register::<Flex>(node.id, tensor(dw, weight.shape().dims()));
@@ -92,19 +110,22 @@ impl<C: CheckpointStrategy> LoweredConv for Autodiff<Flex, C> {
             }
         }
 
-        match ConvBackward
-            .prepare::<C>([x.node(), weight.node()])
-            .compute_bound()
-            .stateful()
-        {
+        let nodes = [x.node(), weight.node(), bias.node()];
+        match ConvBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(mut prep) => {
                 let state = (prep.checkpoint(&x), prep.checkpoint(&weight), geometry);
-                let y = Flex::lowered_conv2d(x.into_primitive(), weight.into_primitive(), geometry);
+                let y = Flex::lowered_conv2d(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                    geometry,
+                );
                 prep.finish(state, y)
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::lowered_conv2d(
                 x.into_primitive(),
                 weight.into_primitive(),
+                bias.into_primitive(),
                 geometry,
             )),
         }
@@ -113,22 +134,23 @@ impl<C: CheckpointStrategy> LoweredConv for Autodiff<Flex, C> {
     fn lowered_conv_transpose2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
         geometry: ConvGeometry,
         output_px: [usize; 2],
     ) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct ConvTransposeBackward;
 
-        impl Backward<Flex, 2> for ConvTransposeBackward {
+        impl Backward<Flex, 3> for ConvTransposeBackward {
             type State = (NodeId, NodeId, ConvGeometry, [usize; 2]);
 
             fn backward(
                 self,
-                ops: Ops<Self::State, 2>,
+                ops: Ops<Self::State, 3>,
                 grads: &mut Gradients,
                 checkpointer: &mut Checkpointer,
             ) {
-                let [node_x, node_weight] = ops.parents;
+                let [node_x, node_weight, node_bias] = ops.parents;
                 let grad: FlexTensor = grads.consume::<Flex>(&ops.node);
                 let (x_id, weight_id, geometry, output_px) = ops.state;
                 let x: FlexTensor = checkpointer.retrieve_node_output(x_id);
@@ -137,6 +159,10 @@ impl<C: CheckpointStrategy> LoweredConv for Autodiff<Flex, C> {
                 // and its input the small side.
                 let dims = transposed_dims(&x, &weight, geometry, output_px);
                 let dy_large = values(&grad);
+                if let Some(node) = node_bias {
+                    let db = lowering::channel_sums(&dy_large, dims.c_in, output_px);
+                    grads.register::<Flex>(node.id, vector(db));
+                }
                 if let Some(node) = node_weight {
                     let dw = lowering::conv_weight_grad(&dy_large, &values(&x), &dims);
                     grads.register::<Flex>(node.id, tensor(dw, weight.shape().dims()));
@@ -148,8 +174,9 @@ impl<C: CheckpointStrategy> LoweredConv for Autodiff<Flex, C> {
             }
         }
 
+        let nodes = [x.node(), weight.node(), bias.node()];
         match ConvTransposeBackward
-            .prepare::<C>([x.node(), weight.node()])
+            .prepare::<C>(nodes)
             .compute_bound()
             .stateful()
         {
@@ -163,6 +190,7 @@ impl<C: CheckpointStrategy> LoweredConv for Autodiff<Flex, C> {
                 let y = Flex::lowered_conv_transpose2d(
                     x.into_primitive(),
                     weight.into_primitive(),
+                    bias.into_primitive(),
                     geometry,
                     output_px,
                 );
@@ -171,6 +199,7 @@ impl<C: CheckpointStrategy> LoweredConv for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(Flex::lowered_conv_transpose2d(
                 x.into_primitive(),
                 weight.into_primitive(),
+                bias.into_primitive(),
                 geometry,
                 output_px,
             )),
@@ -247,4 +276,9 @@ fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
 
 fn tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+fn vector(values: Vec<f32>) -> FlexTensor {
+    let len = values.len();
+    FlexTensor::from_data(TensorData::new(values, [len]))
 }

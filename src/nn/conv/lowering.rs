@@ -282,6 +282,42 @@ pub fn conv_weight_grad(x: &[f32], dy: &[f32], dims: &ConvDims) -> Vec<f32> {
     dw
 }
 
+/// Adds `bias[c]` to every pixel of channel `c` of `y` `[B, C, H, W]`, in parallel.
+pub fn add_channel_bias(y: &mut [f32], bias: &[f32], spatial_px: [usize; 2]) {
+    let plane = spatial_px[0] * spatial_px[1];
+    if plane == 0 || bias.is_empty() {
+        return;
+    }
+    y.par_chunks_mut(plane * bias.len()).for_each(|image| {
+        for (channel, b) in image.chunks_exact_mut(plane).zip(bias) {
+            channel.iter_mut().for_each(|v| *v += b);
+        }
+    });
+}
+
+/// Per-channel sums of `dy` `[B, C, H, W]` over the batch and the pixels (the bias gradient):
+/// each image summed in parallel (in f64), then the images in a fixed order.
+pub fn channel_sums(dy: &[f32], channels: usize, spatial_px: [usize; 2]) -> Vec<f32> {
+    let plane = spatial_px[0] * spatial_px[1];
+    if plane == 0 || channels == 0 {
+        return vec![0.0; channels];
+    }
+    let per_image: Vec<Vec<f64>> = dy
+        .par_chunks(plane * channels)
+        .map(|image| {
+            image
+                .chunks_exact(plane)
+                .map(|channel| channel.iter().map(|&v| v as f64).sum())
+                .collect()
+        })
+        .collect();
+    let mut sums = vec![0.0f64; channels];
+    for image in &per_image {
+        sums.iter_mut().zip(image).for_each(|(s, v)| *s += v);
+    }
+    sums.into_iter().map(|s| s as f32).collect()
+}
+
 /// Splits `0..n` into at most `parts` contiguous, non-empty ranges of near-equal length.
 fn chunk_ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
     let parts = parts.clamp(1, n.max(1));
@@ -663,6 +699,17 @@ mod tests {
             padding: [0, 0],
         };
         assert_eq!(big.output_px([4, 8]), None);
+    }
+
+    #[test]
+    fn bias_is_added_per_channel_and_its_gradient_sums_per_channel() {
+        // Two images, three channels of 2×1 pixels.
+        let mut y = vec![0.0f32; 2 * 3 * 2];
+        add_channel_bias(&mut y, &[1.0, 2.0, 3.0], [2, 1]);
+        assert_eq!(y, [1., 1., 2., 2., 3., 3., 1., 1., 2., 2., 3., 3.]);
+        let dy: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        // channel 0: 0+1+6+7, channel 1: 2+3+8+9, channel 2: 4+5+10+11
+        assert_eq!(channel_sums(&dy, 3, [1, 2]), [14.0, 22.0, 30.0]);
     }
 
     #[test]

@@ -99,12 +99,13 @@ pub fn conv2d(
         let options = ConvOptions::new(geometry.stride, geometry.padding, [1, 1], 1);
         return burn_conv2d(x, weight, bias, options);
     }
-    let y = Tensor::<4>::from_dispatch(<Dispatch as LoweredConv>::lowered_conv2d(
+    let bias = bias_or_zeros(bias, &weight, 0);
+    Tensor::<4>::from_dispatch(<Dispatch as LoweredConv>::lowered_conv2d(
         x.into_dispatch(),
         weight.into_dispatch(),
+        bias.into_dispatch(),
         geometry,
-    ));
-    add_bias(y, bias)
+    ))
 }
 
 /// The transposed convolution of `x` `[B, C_in, h, w]` by `weight` `[C_in, C_out, k_h, k_w]`
@@ -134,13 +135,14 @@ pub fn conv_transpose2d(
             ConvTransposeOptions::new(geometry.stride, geometry.padding, padding_out, [1, 1], 1);
         return burn_conv_transpose2d(x, weight, bias, options);
     }
-    let y = Tensor::<4>::from_dispatch(<Dispatch as LoweredConv>::lowered_conv_transpose2d(
+    let bias = bias_or_zeros(bias, &weight, 1);
+    Tensor::<4>::from_dispatch(<Dispatch as LoweredConv>::lowered_conv_transpose2d(
         x.into_dispatch(),
         weight.into_dispatch(),
+        bias.into_dispatch(),
         geometry,
         output_px,
-    ));
-    add_bias(y, bias)
+    ))
 }
 
 /// The lowered kernels run on burn-flex, for float32 tensors, unless a bench asked for burn's.
@@ -155,12 +157,7 @@ fn is_flex(x: &Tensor<4>) -> bool {
     matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
 }
 
-fn add_bias(y: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
-    match bias {
-        Some(bias) => {
-            let channels = bias.dims()[0];
-            y + bias.reshape([1, channels, 1, 1])
-        }
-        None => y,
-    }
+/// The bias, or a constant zero one sized by the weight's output-channel axis `channels_axis`.
+fn bias_or_zeros(bias: Option<Tensor<1>>, weight: &Tensor<4>, channels_axis: usize) -> Tensor<1> {
+    bias.unwrap_or_else(|| Tensor::zeros([weight.dims()[channels_axis]], &weight.device()))
 }
