@@ -170,15 +170,13 @@ pub fn conv_forward(x: &[f32], weight: &[f32], dims: &ConvDims) -> Vec<f32> {
     check_len("weight", weight, dims.weight_len());
     let (k, l) = (dims.patch_len(), dims.output_pixels());
     let mut y = vec![0.0f32; dims.batch * dims.output_len()];
-    if y.is_empty() {
-        return y;
-    }
     let grouping = Grouping::of(dims);
-    let group_len = grouping.images_per_group * dims.output_len();
-    y.par_chunks_mut(group_len).enumerate().for_each_init(
-        || Scratch::new(dims, &grouping),
-        |scratch, (group, y_group)| {
-            let images = grouping.images(group, dims.batch);
+    for_each_group(
+        &mut y,
+        dims.output_len(),
+        dims,
+        &grouping,
+        |scratch, images, y_group| {
             let count = images.len();
             let n = scratch.im2col(x, images, dims);
             let w = Matrix::row_major(weight, dims.c_out, k);
@@ -206,15 +204,13 @@ pub fn conv_input_grad(dy: &[f32], weight: &[f32], dims: &ConvDims) -> Vec<f32> 
     check_len("weight", weight, dims.weight_len());
     let (k, l) = (dims.patch_len(), dims.output_pixels());
     let mut dx = vec![0.0f32; dims.batch * dims.input_len()];
-    if dx.is_empty() {
-        return dx;
-    }
     let grouping = Grouping::of(dims);
-    let group_len = grouping.images_per_group * dims.input_len();
-    dx.par_chunks_mut(group_len).enumerate().for_each_init(
-        || Scratch::new(dims, &grouping),
-        |scratch, (group, dx_group)| {
-            let images = grouping.images(group, dims.batch);
+    for_each_group(
+        &mut dx,
+        dims.input_len(),
+        dims,
+        &grouping,
+        |scratch, images, dx_group| {
             let n = images.len() * l;
             // col [K, n] = Wᵀ [K, C_out] · dy [C_out, n]
             let w_t = Matrix::transposed(weight, dims.c_out, k);
@@ -316,6 +312,30 @@ pub fn channel_sums(dy: &[f32], channels: usize, spatial_px: [usize; 2]) -> Vec<
         sums.iter_mut().zip(image).for_each(|(s, v)| *s += v);
     }
     sums.into_iter().map(|s| s as f32).collect()
+}
+
+/// Runs `work(scratch, images, out_group)` for every group of images, in parallel; `out`
+/// holds `per_image` values for each image, and `out_group` is the part of its group.
+fn for_each_group<F>(
+    out: &mut [f32],
+    per_image: usize,
+    dims: &ConvDims,
+    grouping: &Grouping,
+    work: F,
+) where
+    F: Fn(&mut Scratch, std::ops::Range<usize>, &mut [f32]) + Sync + Send,
+{
+    if out.is_empty() || per_image == 0 {
+        return;
+    }
+    out.par_chunks_mut(grouping.images_per_group * per_image)
+        .enumerate()
+        .for_each_init(
+            || Scratch::new(dims, grouping),
+            |scratch, (group, out_group)| {
+                work(scratch, grouping.images(group, dims.batch), out_group)
+            },
+        );
 }
 
 /// Splits `0..n` into at most `parts` contiguous, non-empty ranges of near-equal length.
