@@ -64,6 +64,17 @@ fn forward_backward(
     }
 }
 
+/// burn's own 3×3 stride-2 transposed conv, the reference for ours.
+fn burn_deconv3x3_s2(
+    x: Tensor<4>,
+    w: Tensor<4>,
+    b: Tensor<1>,
+    padding_out: [usize; 2],
+) -> Tensor<4> {
+    let options = ConvTransposeOptions::new([2, 2], [1, 1], padding_out, [1, 1], 1);
+    conv_transpose2d(x, w, Some(b), options)
+}
+
 fn assert_close(label: &str, got: Pass, want: Pass) {
     let pairs = [
         ("output", got.output, want.output),
@@ -156,10 +167,7 @@ fn lowered_conv_transpose2d_matches_burn_forward_and_gradients() {
             &probe,
         );
         let reference = forward_backward(
-            |x, w, b| {
-                let options = ConvTransposeOptions::new([2, 2], [1, 1], padding_out, [1, 1], 1);
-                conv_transpose2d(x, w, Some(b), options)
-            },
+            |x, w, b| burn_deconv3x3_s2(x, w, b, padding_out),
             &x,
             &weight,
             &bias,
@@ -216,10 +224,7 @@ fn subpixel_conv_transpose_matches_burn_forward_and_gradients() {
             &probe,
         );
         let reference = forward_backward(
-            |x, w, b| {
-                let options = ConvTransposeOptions::new([2, 2], [1, 1], padding_out, [1, 1], 1);
-                conv_transpose2d(x, w, Some(b), options)
-            },
+            |x, w, b| burn_deconv3x3_s2(x, w, b, padding_out),
             &x,
             &weight,
             &bias,

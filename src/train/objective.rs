@@ -172,8 +172,8 @@ mod tests {
         assert_eq!((losses.contrastive, losses.sparsity), (Some(4.0), None));
     }
 
-    #[test]
-    fn vae_total_weights_kl_by_beta_and_warm_up() {
+    /// Four seeded standard-normal 28×28 images on the CPU.
+    fn mnist_sized_batch() -> (Device, Tensor<4>) {
         let device = Device::flex();
         device.seed(9);
         let x = Tensor::<4>::random(
@@ -181,6 +181,12 @@ mod tests {
             burn::tensor::Distribution::Normal(0.0, 1.0),
             &device,
         );
+        (device, x)
+    }
+
+    #[test]
+    fn vae_total_weights_kl_by_beta_and_warm_up() {
+        let (device, x) = mnist_sized_batch();
         let config = TrainConfig {
             model: ModelConfig::new(ModelKind::Vae)
                 .with_latent_dim(8)
@@ -207,13 +213,7 @@ mod tests {
     /// λ comes from the weights passed in (the schedule's live values), not from the config.
     #[test]
     fn label_terms_take_lambda_from_the_schedule_weights() {
-        let device = Device::flex();
-        device.seed(9);
-        let x = Tensor::<4>::random(
-            [4, 1, 28, 28],
-            burn::tensor::Distribution::Normal(0.0, 1.0),
-            &device,
-        );
+        let (device, x) = mnist_sized_batch();
         let mut config = TrainConfig {
             model: ModelConfig::new(ModelKind::Ae).with_latent_dim(8),
             ..TrainConfig::default()
