@@ -155,6 +155,7 @@ fn warm_start_places_new_members_near_their_neighbours() {
     let previous = PreviousLayout {
         ids: known.iter().map(|&i| ids[i].clone()).collect(),
         coords: old.coords.clone(),
+        knn: None,
     };
     let anchors = previous.anchors(&ids).unwrap();
     assert_eq!(anchors.n_known(), known.len());
@@ -269,6 +270,7 @@ fn umap_rejects_bad_input() {
     let duplicate = PreviousLayout {
         ids: vec!["a".into(), "a".into()],
         coords: Array2::zeros((2, 2)),
+        knn: None,
     };
     assert!(duplicate.anchors(&["a".to_string()]).is_err());
 }

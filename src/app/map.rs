@@ -10,6 +10,7 @@ use ndarray::Array2;
 use super::jobs::projection::{MapMetrics, ProjectedMap};
 use super::label_keeper::LabelView;
 use crate::data::ParameterTable;
+use crate::projection::KnnGraph;
 
 /// Unlabelled points: grey, so labelled classes stand out.
 pub const UNLABELLED: Color32 = Color32::from_rgb(120, 120, 120);
@@ -63,6 +64,8 @@ pub struct MapState {
     pub epoch: Option<usize>,
     /// The rows' latents (when the map shows latents): clustering, interpolation, export.
     pub latents: Option<Arc<Array2<f32>>>,
+    /// UMAP's kNN graph of the rows behind the layout: the next warm update starts from it.
+    pub knn: Option<Arc<KnnGraph>>,
     pub metrics: Option<MapMetrics>,
     /// How the last layout was made: seconds, and whether it continued the previous one.
     pub projection: Option<(f32, bool)>,
@@ -95,6 +98,7 @@ impl MapState {
             self.metrics_history.push((epoch, metrics));
         }
         self.latents = map.latents;
+        self.knn = map.knn;
         self.clusters = None;
         self.errors = None;
     }

@@ -704,6 +704,7 @@ fn request_latent_map(ws: &mut Workspace, session: &Session, latents: crate::tra
     let previous = ws.map.epoch.is_some().then(|| PreviousLayout {
         ids: ws.map.ids.to_vec(),
         coords: Array2::from_shape_fn((ws.map.coords.len(), 2), |(i, j)| ws.map.coords[i][j]),
+        knn: ws.map.knn.clone(),
     });
     let metric_labels = metric_labels(ws, &members);
     ws.projection.request(ProjectionRequest {

@@ -2,9 +2,13 @@
 //!
 //! Writes `OUT` (f32 N×2 `.npy`) and `OUT` with the extension `ids.csv` (`index,id`, the
 //! members in row order). `--init PREV.npy` warm-starts UMAP from an earlier layout: members are
-//! matched by the ids in `PREV.ids.csv` when it exists, else row by row.
+//! matched by the ids in `PREV.ids.csv` when it exists, else row by row. A UMAP layout also
+//! gets `OUT` with the extension `knn.npy` (uint32 N×(n_neighbors − 1), the kNN graph in row
+//! order): a warm start from it searches the new neighbours from the old ones instead of
+//! from scratch.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -15,12 +19,14 @@ use ndarray::Axis;
 
 use super::matrix_input::{RowsWithIds, labels_for, read_rows};
 use crate::data::matrix::{
-    Matrix, read_latent_ids, read_matrix, read_npy_matrix, write_ids, write_npy_matrix,
+    Matrix, read_latent_ids, read_matrix, read_npy_indices, read_npy_matrix, write_ids,
+    write_npy_indices, write_npy_matrix,
 };
 use crate::data::row_labels::LabelKind;
 use crate::projection::warm_start::Anchors;
 use crate::projection::{
-    Metric, PreviousLayout, ProjectionConfig, TsneConfig, UmapConfig, live_subsample, project,
+    KnnGraph, Metric, PreviousLayout, ProjectionConfig, TsneConfig, UmapConfig, live_subsample,
+    project,
 };
 use crate::task::TaskControl;
 
@@ -50,6 +56,10 @@ pub struct EmbedArgs {
     pub perplexity: f32,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Optimise the UMAP layout on every core (Hogwild, as umap-learn without a seed): faster,
+    /// but the layout then varies a little from run to run with the same seed.
+    #[arg(long)]
+    pub parallel: bool,
     /// Embed at most this many members (a seeded subsample; the members `--labels` labels are
     /// always kept): the live map of a very large ensemble. Default: every member.
     #[arg(long)]
@@ -80,6 +90,11 @@ pub fn ids_path(layout: &Path) -> PathBuf {
     layout.with_extension("ids.csv")
 }
 
+/// Where a UMAP layout's kNN graph lives: `Y.npy` → `Y.knn.npy`.
+pub fn knn_path(layout: &Path) -> PathBuf {
+    layout.with_extension("knn.npy")
+}
+
 pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     // Checked before the (long) projection; a run's latents.npy is one click from gone.
     crate::train::run_dir::refuse_overwrite(&args.out, args.force)?;
@@ -99,6 +114,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
                 min_dist: args.min_dist,
                 metric: args.metric,
                 seed: args.seed,
+                deterministic: !args.parallel,
                 ..UmapConfig::default()
             };
             if let Some(epochs) = args.epochs {
@@ -148,6 +164,9 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
 
     write_npy_matrix(&args.out, layout.coords.view())?;
     write_ids(&ids_path(&args.out), &matrix.ids)?;
+    if let Some(knn) = &layout.knn {
+        write_npy_indices(&knn_path(&args.out), knn.n_rows(), knn.k(), knn.indices())?;
+    }
     if !args.quiet {
         let (n, dim) = matrix.values.dim();
         let warm = if layout.warm_started {
@@ -193,6 +212,7 @@ fn previous_anchors(prev: &Path, ids: &[String]) -> anyhow::Result<Anchors> {
     let anchors = if prev_ids.exists() {
         let previous = PreviousLayout {
             ids: read_latent_ids(&prev_ids, coords.nrows())?,
+            knn: previous_knn(prev, coords.nrows())?,
             coords,
         };
         previous.anchors(ids)
@@ -206,7 +226,33 @@ fn previous_anchors(prev: &Path, ids: &[String]) -> anyhow::Result<Anchors> {
                 prev_ids.display()
             );
         }
-        Anchors::from_layout(coords.view())
+        let knn = previous_knn(prev, coords.nrows())?;
+        Anchors::from_layout(coords.view()).map(|mut anchors| {
+            anchors.knn_start = knn.map(|graph| (*graph).clone());
+            anchors
+        })
     };
     anchors.with_context(|| format!("warm start from {}", prev.display()))
+}
+
+/// The kNN graph saved beside a previous layout, if there is one.
+fn previous_knn(prev: &Path, rows: usize) -> anyhow::Result<Option<Arc<KnnGraph>>> {
+    let path = knn_path(prev);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let (n, k, indices) = read_npy_indices(&path)?;
+    if n != rows {
+        bail!(
+            "{}: a kNN graph of {n} rows beside a layout of {rows}",
+            path.display()
+        );
+    }
+    let graph = KnnGraph::from_indices(n, k, indices).with_context(|| {
+        format!(
+            "{}: not a kNN graph (neighbour out of range, or a row listing itself)",
+            path.display()
+        )
+    })?;
+    Ok(Some(Arc::new(graph)))
 }

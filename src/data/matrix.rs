@@ -1,6 +1,6 @@
 //! N×D matrices on disk: any 2-D `.npy` (float32 or float64, C order, either byte order), or
-//! a run directory's `latents.npy` with its `latent_ids.csv` (`index,id`); and atomic writes
-//! of f32 `.npy` results (layouts, PCA scores).
+//! a run directory's `latents.npy` with its `latent_ids.csv` (`index,id`); atomic writes of f32
+//! `.npy` results (layouts, PCA scores); and uint32 index matrices (a layout's kNN graph).
 //!
 //! The header's shape is checked against the file's size before anything is allocated, so a
 //! lying header costs at most the bytes the file really holds.
@@ -55,62 +55,11 @@ pub fn read_matrix(path: &Path) -> DataResult<Matrix> {
 pub fn read_npy_matrix(path: &Path) -> DataResult<Array2<f32>> {
     // The whole file is read (its size bounds the allocation); the header tells the rest.
     let bytes = fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let mut data = &bytes[..];
-    let header = npyz::NpyHeader::from_reader(&mut data)
-        .map_err(|e| DataError::new(path, format!("not a valid .npy file: {e}")))?;
-    let npyz::DType::Plain(type_str) = header.dtype() else {
-        return Err(DataError::new(
-            path,
-            "unsupported structured dtype; expected float32 or float64",
-        ));
-    };
-    let item_bytes = match (type_str.type_char(), type_str.size_field()) {
-        (TypeChar::Float, 4) => 4,
-        (TypeChar::Float, 8) => 8,
-        _ => {
-            return Err(DataError::new(
-                path,
-                format!(
-                    "unsupported dtype '{type_str}'; expected float32 ('<f4') or float64 ('<f8')"
-                ),
-            ));
-        }
-    };
-    if header.order() == npyz::Order::Fortran {
-        return Err(DataError::new(
-            path,
-            "unsupported Fortran order; save a C-ordered copy, \
-             e.g. np.save(path, np.ascontiguousarray(a))",
-        ));
-    }
-    let &[rows, cols] = header.shape() else {
-        return Err(DataError::new(
-            path,
-            format!(
-                "expected a 2-D array (N, D), found shape {:?}",
-                header.shape()
-            ),
-        ));
-    };
-    let expected_bytes = rows
-        .checked_mul(cols)
-        .and_then(|n| n.checked_mul(item_bytes))
-        .ok_or_else(|| DataError::new(path, format!("impossibly large shape ({rows}, {cols})")))?;
-    if expected_bytes != data.len() as u64 {
-        return Err(DataError::new(
-            path,
-            format!(
-                "shape ({rows}, {cols}) needs {expected_bytes} data bytes but the file holds {}",
-                data.len()
-            ),
-        ));
-    }
-    if rows == 0 || cols == 0 {
-        return Err(DataError::new(
-            path,
-            format!("the array is empty (shape ({rows}, {cols}))"),
-        ));
-    }
+    let expected = "float32 ('<f4') or float64 ('<f8')";
+    let (type_str, rows, cols, data) = parse_2d(path, &bytes, expected, |t| {
+        t.type_char() == TypeChar::Float && matches!(t.size_field(), 4 | 8)
+    })?;
+    let item_bytes = type_str.size_field();
     let big = type_str.endianness() == Endianness::Big;
     let values: Vec<f32> = if item_bytes == 4 {
         data.chunks_exact(4)
@@ -135,9 +84,115 @@ pub fn read_npy_matrix(path: &Path) -> DataResult<Array2<f32>> {
             })
             .collect()
     };
-    // rows·cols·item_bytes equals the file's data length, so both fit in usize.
-    Array2::from_shape_vec((rows as usize, cols as usize), values)
+    Array2::from_shape_vec((rows, cols), values)
         .map_err(|e| DataError::new(path, format!("bad shape: {e}")))
+}
+
+/// The dtype, shape and data bytes of a C-ordered 2-D `.npy` whose dtype `accept`s, after
+/// checking the shape against the bytes the file holds.
+fn parse_2d<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    expected_dtype: &str,
+    accept: impl Fn(&npyz::TypeStr) -> bool,
+) -> DataResult<(npyz::TypeStr, usize, usize, &'a [u8])> {
+    let mut data = bytes;
+    let header = npyz::NpyHeader::from_reader(&mut data)
+        .map_err(|e| DataError::new(path, format!("not a valid .npy file: {e}")))?;
+    let npyz::DType::Plain(type_str) = header.dtype() else {
+        return Err(DataError::new(
+            path,
+            format!("unsupported structured dtype; expected {expected_dtype}"),
+        ));
+    };
+    if !accept(&type_str) {
+        return Err(DataError::new(
+            path,
+            format!("unsupported dtype '{type_str}'; expected {expected_dtype}"),
+        ));
+    }
+    if header.order() == npyz::Order::Fortran {
+        return Err(DataError::new(
+            path,
+            "unsupported Fortran order; save a C-ordered copy, \
+             e.g. np.save(path, np.ascontiguousarray(a))",
+        ));
+    }
+    let &[rows, cols] = header.shape() else {
+        return Err(DataError::new(
+            path,
+            format!(
+                "expected a 2-D array (N, D), found shape {:?}",
+                header.shape()
+            ),
+        ));
+    };
+    let expected_bytes = rows
+        .checked_mul(cols)
+        .and_then(|n| n.checked_mul(type_str.size_field() as u64))
+        .ok_or_else(|| DataError::new(path, format!("impossibly large shape ({rows}, {cols})")))?;
+    if expected_bytes != data.len() as u64 {
+        return Err(DataError::new(
+            path,
+            format!(
+                "shape ({rows}, {cols}) needs {expected_bytes} data bytes but the file holds {}",
+                data.len()
+            ),
+        ));
+    }
+    if rows == 0 || cols == 0 {
+        return Err(DataError::new(
+            path,
+            format!("the array is empty (shape ({rows}, {cols}))"),
+        ));
+    }
+    // rows·cols·item_bytes equals the file's data length, so both fit in usize.
+    Ok((type_str, rows as usize, cols as usize, data))
+}
+
+/// Reads a 2-D uint32 `.npy` (as [`write_npy_indices`] writes) into `(rows, cols, values)`.
+pub fn read_npy_indices(path: &Path) -> DataResult<(usize, usize, Vec<u32>)> {
+    let bytes = fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let (type_str, rows, cols, data) = parse_2d(path, &bytes, "uint32 ('<u4')", |t| {
+        t.type_char() == TypeChar::Uint && t.size_field() == 4
+    })?;
+    let big = type_str.endianness() == Endianness::Big;
+    let values = data
+        .chunks_exact(4)
+        .map(|c| {
+            let b = [c[0], c[1], c[2], c[3]];
+            if big {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            }
+        })
+        .collect();
+    Ok((rows, cols, values))
+}
+
+/// Writes `rows × cols` row-major `values` as a uint32 `.npy`, atomically.
+pub fn write_npy_indices(path: &Path, rows: usize, cols: usize, values: &[u32]) -> DataResult<()> {
+    if values.len() != rows * cols {
+        return Err(DataError::new(
+            path,
+            format!("{} values for a {rows} × {cols} matrix", values.len()),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(values.len() * 4 + 128);
+    {
+        let mut writer = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[rows as u64, cols as u64])
+            .writer(&mut bytes)
+            .begin_nd()
+            .map_err(|e| DataError::io(path, e))?;
+        writer
+            .extend(values.iter().copied())
+            .map_err(|e| DataError::io(path, e))?;
+        writer.finish().map_err(|e| DataError::io(path, e))?;
+    }
+    write_atomic(path, &bytes)
 }
 
 /// Reads `latent_ids.csv` (`index,id` header, one row per latent row): the ids, unique.

@@ -2,7 +2,7 @@
 //! t-SNE. [`project`] is the one entry point the CLI (`sense embed`) and the app use.
 //!
 //! ```text
-//! umap.rs        kNN + fuzzy graph through manifolds-rs, our own epoch loop (frames, cancel)
+//! umap/          UMAP as umap-learn: our NN-descent, fuzzy graph, a/b fit, SGD epoch loop
 //! warm_start.rs  previous layout matched by id; new members placed by their old neighbours
 //! pca.rs         PCA fit / transform / inverse transform (also the image-reconstruction baseline)
 //! tsne.rs        t-SNE through manifolds-rs
@@ -18,6 +18,8 @@ pub mod umap;
 mod validate;
 pub mod warm_start;
 
+use std::sync::Arc;
+
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +30,7 @@ pub use pca::{Pca, PcaConfig};
 pub use procrustes::{Alignment, procrustes};
 pub use subsample::live_subsample;
 pub use tsne::TsneConfig;
+pub use umap::knn::KnnGraph;
 pub use umap::{Metric, UmapConfig};
 pub use warm_start::PreviousLayout;
 
@@ -57,6 +60,8 @@ pub struct Layout {
     pub warm_started: bool,
     /// Members that were not in the previous layout and were placed by their neighbours.
     pub placed_new: usize,
+    /// UMAP's kNN graph of the input rows, kept to start the next warm update's search from.
+    pub knn: Option<Arc<KnnGraph>>,
 }
 
 /// An intermediate layout during optimisation, for an animated view.
@@ -104,6 +109,7 @@ pub fn project_with_frames(
                 epochs: 0,
                 warm_started: false,
                 placed_new: 0,
+                knn: None,
             })
         }
         ProjectionConfig::Tsne(tsne) => tsne::embed(data, tsne, control),

@@ -112,5 +112,6 @@ pub(crate) fn embed(
         epochs: config.epochs,
         warm_started: false,
         placed_new: 0,
+        knn: None,
     })
 }

@@ -2,12 +2,14 @@
 //! the placement of members new to it near their nearest old neighbours in the input space.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
+use super::umap::knn::KnnGraph;
 use crate::analysis::{AnalysisError, AnalysisResult};
 use crate::task::TaskControl;
 
@@ -19,12 +21,18 @@ pub const PLACEMENT_NEIGHBOURS: usize = 5;
 pub struct PreviousLayout {
     pub ids: Vec<String>,
     pub coords: Array2<f32>,
+    /// The kNN graph behind the layout (rows in `ids` order), when it was kept: the next
+    /// search starts from it instead of from scratch.
+    pub knn: Option<Arc<KnnGraph>>,
 }
 
 /// For each current member (in row order), its previous position, if it had one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Anchors {
     pub positions: Vec<Option<[f32; 2]>>,
+    /// The previous kNN graph in the current rows (neighbours that are gone replaced by
+    /// random members), where there was one.
+    pub knn_start: Option<KnnGraph>,
 }
 
 impl Anchors {
@@ -37,6 +45,7 @@ impl Anchors {
                 .into_iter()
                 .map(|r| Some([r[0], r[1]]))
                 .collect(),
+            knn_start: None,
         })
     }
 
@@ -66,17 +75,70 @@ impl PreviousLayout {
                 )));
             }
         }
-        let positions = current_ids
+        let previous_row: Vec<Option<usize>> = current_ids
             .iter()
-            .map(|id| {
-                by_id.get(id.as_str()).map(|&row| {
+            .map(|id| by_id.get(id.as_str()).copied())
+            .collect();
+        let positions = previous_row
+            .iter()
+            .map(|row| {
+                row.map(|row| {
                     let r = self.coords.row(row);
                     [r[0], r[1]]
                 })
             })
             .collect();
-        Ok(Anchors { positions })
+        let knn_start = self
+            .knn
+            .as_deref()
+            .filter(|knn| knn.n_rows() == self.ids.len())
+            .and_then(|knn| remap_graph(knn, &previous_row));
+        Ok(Anchors {
+            positions,
+            knn_start,
+        })
     }
+}
+
+/// `knn` (rows of the previous layout) as a graph of the current rows: `previous_row[i]` is
+/// current row i's row in the previous layout. Neighbours that are gone, and the neighbours of
+/// new members, become seeded random members (NN-descent replaces them). `None` when the
+/// current rows are too few for `k` neighbours.
+fn remap_graph(knn: &KnnGraph, previous_row: &[Option<usize>]) -> Option<KnnGraph> {
+    let (n, k) = (previous_row.len(), knn.k());
+    if n <= k {
+        return None;
+    }
+    let mut current_row = vec![u32::MAX; knn.n_rows()];
+    for (now, before) in previous_row.iter().enumerate() {
+        if let Some(before) = before {
+            current_row[*before] = now as u32;
+        }
+    }
+    let indices: Vec<u32> = previous_row
+        .par_iter()
+        .enumerate()
+        .flat_map_iter(|(row, before)| {
+            let mut neighbours: Vec<u32> = before
+                .map(|before| {
+                    knn.neighbours(before)
+                        .iter()
+                        .map(|&j| current_row[j as usize])
+                        .filter(|&j| j != u32::MAX && j as usize != row)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut rng = ChaCha8Rng::seed_from_u64(row as u64);
+            while neighbours.len() < k {
+                let j = rng.random_range(0..n as u32);
+                if j as usize != row && !neighbours.contains(&j) {
+                    neighbours.push(j);
+                }
+            }
+            neighbours
+        })
+        .collect();
+    KnnGraph::from_indices(n, k, indices)
 }
 
 fn check_unique(ids: &[String]) -> AnalysisResult<()> {
@@ -118,7 +180,7 @@ fn check_layout(coords: ArrayView2<f32>) -> AnalysisResult<()> {
 pub(crate) fn place_members(
     data: ArrayView2<f32>,
     anchors: &Anchors,
-    knn_indices: &[Vec<usize>],
+    knn: &KnnGraph,
     jitter: f32,
     seed: u64,
     control: &TaskControl,
@@ -146,9 +208,10 @@ pub(crate) fn place_members(
         .enumerate()
         .map(|(i, known)| {
             known.or_else(|| {
-                let mut old_neighbours = knn_indices[i]
+                let mut old_neighbours = knn
+                    .neighbours(i)
                     .iter()
-                    .copied()
+                    .map(|&j| j as usize)
                     .filter(|&j| anchors.positions[j].is_some())
                     .take(PLACEMENT_NEIGHBOURS);
                 mean_of(&mut old_neighbours)

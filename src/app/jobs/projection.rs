@@ -12,7 +12,8 @@ use ndarray::{Array2, Axis};
 use crate::analysis::embedding_metrics::{Sampling, neighbourhood_hit, silhouette};
 use crate::data::Ensemble;
 use crate::projection::{
-    Frames, LayoutFrame, Pca, PreviousLayout, ProjectionConfig, UmapConfig, project_with_frames,
+    Frames, KnnGraph, LayoutFrame, Pca, PreviousLayout, ProjectionConfig, UmapConfig,
+    project_with_frames,
 };
 use crate::task::{TaskControl, TaskProgress};
 
@@ -59,6 +60,8 @@ pub struct ProjectedMap {
     pub epoch: Option<usize>,
     /// The rows' latents (for clustering, export), when the map shows latents.
     pub latents: Option<Arc<Array2<f32>>>,
+    /// UMAP's kNN graph of the rows, for the next warm update.
+    pub knn: Option<Arc<KnnGraph>>,
     pub metrics: Option<MapMetrics>,
     pub warm_started: bool,
     pub elapsed_secs: f32,
@@ -170,7 +173,11 @@ fn run(
         None => None,
     }
     .filter(|a| a.n_known() > 0);
-    let config = ProjectionConfig::Umap(UmapConfig::default());
+    // The live map is redrawn every epoch: Hogwild on every core beats a reproducible layout.
+    let config = ProjectionConfig::Umap(UmapConfig {
+        deterministic: false,
+        ..UmapConfig::default()
+    });
     let members = request.members.clone();
     let mut send_frame = |frame: LayoutFrame<'_>| {
         let coords = rows_of(frame.coords.view());
@@ -197,6 +204,7 @@ fn run(
         coords,
         epoch,
         latents,
+        knn: layout.knn,
         metrics,
         warm_started: layout.warm_started,
         elapsed_secs: started.elapsed().as_secs_f32(),
