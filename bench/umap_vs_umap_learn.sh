@@ -3,7 +3,7 @@
 # matrix, PCA-256 of MNIST train), then the warm-start time and drift. See
 # bench/umap_vs_umap_learn.py for what is measured.
 #
-#   bench/umap_vs_umap_learn.sh [--mnist DIR] [--seed 42] [--json]
+#   bench/umap_vs_umap_learn.sh [--mnist DIR] [--seeds 0,1,2] [--json]
 #
 # umap-learn, scikit-learn and scipy go into a cached venv ($SENSE_REF_VENV, default
 # /var/tmp/sense-ref-venv), installed on the first run only. The Rust side is `sense embed`

@@ -192,6 +192,71 @@ fn analysis_commands_name_the_bad_file() {
 }
 
 #[test]
+fn embed_keeps_its_knn_graph_for_the_next_warm_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (latents, _) = write_blobs(dir.path());
+    let s = |p: &Path| p.display().to_string();
+    let layout = dir.path().join("layout.npy");
+    ok(&[
+        "embed",
+        "--latents",
+        &s(&latents),
+        "--out",
+        &s(&layout),
+        "--quiet",
+    ]);
+
+    // N × (n_neighbors − 1) neighbours, each in the member's own blob of 150.
+    let knn = dir.path().join("layout.knn.npy");
+    let (rows, k, indices) = sense::data::matrix::read_npy_indices(&knn).unwrap();
+    assert_eq!((rows, k), (600, 14));
+    for (row, neighbours) in indices.chunks(k).enumerate() {
+        assert!(
+            neighbours
+                .iter()
+                .all(|&j| j as usize != row && j as usize / 150 == row / 150),
+            "row {row}: {neighbours:?}"
+        );
+    }
+
+    // A warm start reads it back (same rows, matched by the ids beside the layout).
+    let warm = dir.path().join("warm.npy");
+    let stderr = String::from_utf8_lossy(
+        &sense(&[
+            "embed",
+            "--latents",
+            &s(&latents),
+            "--out",
+            &s(&warm),
+            "--init",
+            &s(&layout),
+        ])
+        .stderr,
+    )
+    .into_owned();
+    assert!(stderr.contains("warm start"), "{stderr}");
+    assert!(dir.path().join("warm.knn.npy").is_file());
+
+    // A graph that lists a member as its own neighbour is refused, naming the file.
+    let mut bad = indices.clone();
+    bad[0] = 0;
+    sense::data::matrix::write_npy_indices(&knn, rows, k, &bad).unwrap();
+    let out = sense(&[
+        "embed",
+        "--latents",
+        &s(&latents),
+        "--out",
+        &s(&warm),
+        "--init",
+        &s(&layout),
+        "--force",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("layout.knn.npy"), "{err}");
+}
+
+#[test]
 fn report_of_a_training_run() {
     let dir = tempfile::tempdir().unwrap();
     let (data, labels) = common::write_digits(dir.path(), 300);

@@ -129,7 +129,7 @@ fn parse_2d<'a>(
     };
     let expected_bytes = rows
         .checked_mul(cols)
-        .and_then(|n| n.checked_mul(type_str.size_field() as u64))
+        .and_then(|n| n.checked_mul(type_str.size_field()))
         .ok_or_else(|| DataError::new(path, format!("impossibly large shape ({rows}, {cols})")))?;
     if expected_bytes != data.len() as u64 {
         return Err(DataError::new(

@@ -2,7 +2,8 @@
 //! t-SNE. [`project`] is the one entry point the CLI (`sense embed`) and the app use.
 //!
 //! ```text
-//! umap/          UMAP as umap-learn: our NN-descent, fuzzy graph, a/b fit, SGD epoch loop
+//! knn.rs         exact kNN and NN-descent (seeded, parallel, cancellable, warm-startable)
+//! umap/          UMAP as umap-learn: fuzzy graph, a/b fit, SGD epoch loop
 //! warm_start.rs  previous layout matched by id; new members placed by their old neighbours
 //! pca.rs         PCA fit / transform / inverse transform (also the image-reconstruction baseline)
 //! tsne.rs        t-SNE through manifolds-rs
@@ -10,6 +11,7 @@
 //! subsample.rs   the live subsample of a large ensemble
 //! ```
 
+pub mod knn;
 pub mod pca;
 pub mod procrustes;
 pub mod subsample;
@@ -26,11 +28,11 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::AnalysisResult;
 use crate::task::TaskControl;
 
+pub use knn::{Distance, KnnGraph, KnnSearch};
 pub use pca::{Pca, PcaConfig};
 pub use procrustes::{Alignment, procrustes};
 pub use subsample::live_subsample;
 pub use tsne::TsneConfig;
-pub use umap::knn::KnnGraph;
 pub use umap::{Metric, UmapConfig};
 pub use warm_start::PreviousLayout;
 

@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::umap::knn::KnnGraph;
+use super::knn::KnnGraph;
 use crate::analysis::{AnalysisError, AnalysisResult};
 use crate::task::TaskControl;
 
@@ -266,4 +266,42 @@ pub(crate) fn place_members(
             }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previous_graph_follows_the_members_by_id() {
+        let ids = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Previous rows a b c d e; each lists its two alphabetical successors.
+        let knn = KnnGraph::from_indices(5, 2, vec![1, 2, 2, 3, 3, 4, 4, 0, 0, 1]).unwrap();
+        let previous = PreviousLayout {
+            ids: ids(&["a", "b", "c", "d", "e"]),
+            coords: Array2::zeros((5, 2)),
+            knn: Some(Arc::new(knn)),
+        };
+        // Now: d is gone, x is new, and the order changed.
+        let current = ids(&["b", "a", "e", "x", "c"]);
+        let anchors = previous.anchors(&current).unwrap();
+        let start = anchors.knn_start.expect("a start graph");
+        let row = |id: &str| current.iter().position(|c| c == id).unwrap() as u32;
+        // a listed b, c: both still here.
+        assert_eq!(start.neighbours(1), [row("b"), row("c")]);
+        // b listed c, d: d is gone and replaced by some other member.
+        assert_eq!(start.neighbours(0)[0], row("c"));
+        for r in 0..current.len() {
+            let neighbours = start.neighbours(r);
+            assert!(
+                neighbours
+                    .iter()
+                    .all(|&j| j as usize != r && (j as usize) < 5)
+            );
+            assert_ne!(neighbours[0], neighbours[1], "row {r}: {neighbours:?}");
+        }
+        // Too few members for k neighbours each: no start graph, not an error.
+        let few = previous.anchors(&ids(&["a", "b"])).unwrap();
+        assert!(few.knn_start.is_none());
+    }
 }

@@ -6,8 +6,8 @@ use manifolds_rs::data::graph::{filter_weak_edges, knn_to_coo, symmetrise_graph}
 use manifolds_rs::data::structures::CoordinateList;
 use rayon::prelude::*;
 
-use super::knn::KnnGraph;
 use super::sgd::Edges;
+use crate::projection::knn::KnnGraph;
 
 /// umap-learn's `set_op_mix_ratio`: 1 is the pure fuzzy union `w + wᵀ − w∘wᵀ`.
 const SET_OP_MIX_RATIO: f32 = 1.0;
@@ -123,12 +123,17 @@ mod tests {
 
     #[test]
     fn edges_are_symmetric_sorted_and_weighted() {
-        // A path 0 – 1 – 2 – 3 as a 1-NN graph plus one farther neighbour each.
-        let knn = KnnGraph::from_parts(
-            2,
-            vec![1, 2, 0, 2, 1, 3, 2, 1],
-            vec![1.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0],
-        )
+        // Six points on a line, each with its two nearest others.
+        let data = [0.0f32, 1.0, 2.0, 3.5, 4.0, 6.0];
+        let knn = crate::projection::knn::KnnSearch {
+            data: &data,
+            n_rows: 6,
+            dim: 1,
+            k: 2,
+            distance: crate::projection::knn::Distance::Euclidean,
+            seed: 0,
+        }
+        .exact(&|| false, &|_, _| {})
         .unwrap();
         let graph = fuzzy_graph(&knn, 3, 200);
         let edges = edges_of(&graph);

@@ -1,11 +1,11 @@
-//! UMAP, as umap-learn computes it: a kNN graph (exact up to [`EXACT_KNN_MAX_ROWS`] rows, else
-//! our NN-descent, which can be cancelled and warm-started from the previous graph), the fuzzy
+//! UMAP, as umap-learn computes it: a kNN graph (`super::knn`: exact up to
+//! [`EXACT_KNN_MAX_ROWS`] rows, else our NN-descent, which can be cancelled and warm-started
+//! from the previous graph), the fuzzy
 //! simplicial set, a spectral initialisation (manifolds-rs) and umap-learn's SGD epoch loop
 //! (ours: it streams intermediate layouts, can be cancelled and continues from a previous
 //! layout for the live map).
 //!
 //! ```text
-//! knn.rs    exact search and NN-descent (seeded, parallel, cancellable, warm-startable)
 //! fuzzy.rs  kernel widths, fuzzy union, weak edges dropped, the optimiser's edge list
 //! curve.rs  the a/b fit of the low-dimensional similarity (umap-learn's find_ab_params)
 //! sgd.rs    the layout optimisation: Hogwild over edges, or one thread for a fixed seed
@@ -21,7 +21,6 @@
 
 pub mod curve;
 pub mod fuzzy;
-pub mod knn;
 pub mod sgd;
 
 use std::sync::Arc;
@@ -33,8 +32,8 @@ use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
 use self::curve::Curve;
-use self::knn::{Distance, KnnGraph, KnnSearch};
 use self::sgd::Schedule;
+use super::knn::{Distance, KnnGraph, KnnSearch};
 use super::warm_start::{Anchors, place_members};
 use super::{Frames, Layout, validate};
 use crate::analysis::{AnalysisError, AnalysisResult};
