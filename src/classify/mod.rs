@@ -34,6 +34,7 @@ mod network;
 mod pipeline;
 mod predict;
 mod pseudo;
+mod spreading;
 mod train;
 mod worker;
 
@@ -47,6 +48,9 @@ pub use pipeline::{PseudoLabelOutcome, train_and_predict};
 pub use predict::{Prediction, TrainedClassifier};
 pub use pseudo::{
     ClassPseudoCount, PseudoLabelSummary, new_run_id, summarise, write_pseudo_labels,
+};
+pub use spreading::{
+    CrossValidation, Spread, SpreadingConfig, cross_validate, spread_labels, stratified_folds,
 };
 pub use train::{EpochProgress, MIN_LABELLED, train};
 pub use worker::{Classifier, ClassifierEvent, ClassifierHandle};
