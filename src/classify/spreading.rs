@@ -351,19 +351,14 @@ mod tests {
         let graph = KnnGraph::from_indices(n, k, case.knn.concat()).unwrap();
         // A third of the moons hand-labelled: held-out predictions are right, and the
         // majority rate is the larger class's share.
+        let cv_of = |labels: &[Option<usize>]| {
+            let config = SpreadingConfig::default();
+            cross_validate(&graph, labels, 2, &config, 5, 0, &TaskControl::new()).unwrap()
+        };
         let labels: Vec<Option<usize>> = (0..n)
             .map(|r| (r % 3 == 0).then_some(case.y_true[r]))
             .collect();
-        let cv = cross_validate(
-            &graph,
-            &labels,
-            2,
-            &SpreadingConfig::default(),
-            5,
-            0,
-            &TaskControl::new(),
-        )
-        .unwrap();
+        let cv = cv_of(&labels);
         assert_eq!(cv.folds, 5);
         assert!(cv.majority_rate >= 0.5 && cv.majority_rate < 0.6, "{cv:?}");
         assert!(cv.accuracy > 0.95, "{cv:?}");
@@ -372,16 +367,7 @@ mod tests {
         let noise: Vec<Option<usize>> = (0..n)
             .map(|r| (r % 3 == 0).then_some((r / 3) % 2))
             .collect();
-        let cv = cross_validate(
-            &graph,
-            &noise,
-            2,
-            &SpreadingConfig::default(),
-            5,
-            0,
-            &TaskControl::new(),
-        )
-        .unwrap();
+        let cv = cv_of(&noise);
         assert!(cv.accuracy < cv.majority_rate + 0.1, "{cv:?}");
     }
 

@@ -179,20 +179,7 @@ pub fn write_npy_indices(path: &Path, rows: usize, cols: usize, values: &[u32]) 
             format!("{} values for a {rows} × {cols} matrix", values.len()),
         ));
     }
-    let mut bytes = Vec::with_capacity(values.len() * 4 + 128);
-    {
-        let mut writer = npyz::WriteOptions::new()
-            .default_dtype()
-            .shape(&[rows as u64, cols as u64])
-            .writer(&mut bytes)
-            .begin_nd()
-            .map_err(|e| DataError::io(path, e))?;
-        writer
-            .extend(values.iter().copied())
-            .map_err(|e| DataError::io(path, e))?;
-        writer.finish().map_err(|e| DataError::io(path, e))?;
-    }
-    write_atomic(path, &bytes)
+    write_npy(path, (rows, cols), values.iter().copied())
 }
 
 /// Reads `latent_ids.csv` (`index,id` header, one row per latent row): the ids, unique.
@@ -241,8 +228,17 @@ pub fn read_latent_ids(path: &Path, expected_rows: usize) -> DataResult<Vec<Stri
 
 /// Writes `values` as a float32 `.npy`, atomically (a temporary file beside it, renamed).
 pub fn write_npy_matrix(path: &Path, values: ArrayView2<f32>) -> DataResult<()> {
-    let (rows, cols) = values.dim();
-    let mut bytes = Vec::with_capacity(rows * cols * 4 + 128);
+    // `iter` walks in logical (C) order whatever the view's strides.
+    write_npy(path, values.dim(), values.iter().copied())
+}
+
+/// A C-ordered `rows × cols` `.npy` of `values`, written atomically.
+fn write_npy<T: npyz::AutoSerialize>(
+    path: &Path,
+    (rows, cols): (usize, usize),
+    values: impl Iterator<Item = T>,
+) -> DataResult<()> {
+    let mut bytes = Vec::with_capacity(rows * cols * std::mem::size_of::<T>() + 128);
     {
         let mut writer = npyz::WriteOptions::new()
             .default_dtype()
@@ -250,10 +246,7 @@ pub fn write_npy_matrix(path: &Path, values: ArrayView2<f32>) -> DataResult<()> 
             .writer(&mut bytes)
             .begin_nd()
             .map_err(|e| DataError::io(path, e))?;
-        // `iter` walks in logical (C) order whatever the view's strides.
-        writer
-            .extend(values.iter().copied())
-            .map_err(|e| DataError::io(path, e))?;
+        writer.extend(values).map_err(|e| DataError::io(path, e))?;
         writer.finish().map_err(|e| DataError::io(path, e))?;
     }
     write_atomic(path, &bytes)
