@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Who or what set a label. Written to the CSV as `kind:detail`
-/// (`user:alice`, `import:/data/labels.csv`, `classifier:run-17`, `sample:mnist`).
+/// (`user:alice`, `import:/data/labels.csv`, `classifier:run-17`, `spreading:latent@…`,
+/// `sample:mnist`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Source {
     /// Read from a labels file (CSV, IDX) that came with the dataset.
@@ -14,6 +15,9 @@ pub enum Source {
     User { name: String },
     /// Proposed by a classifier run.
     Classifier { run_id: String },
+    /// Proposed by label spreading over a kNN graph; the run id names the features
+    /// (`latent@…`, `pixels@…`).
+    Spreading { run_id: String },
     /// Ground truth of a built-in sample ensemble.
     Sample { name: String },
     /// Any other text found in a hand-written CSV, kept verbatim (empty when the CSV has no
@@ -30,6 +34,9 @@ impl Source {
             Some(("classifier", run_id)) => Source::Classifier {
                 run_id: run_id.into(),
             },
+            Some(("spreading", run_id)) => Source::Spreading {
+                run_id: run_id.into(),
+            },
             Some(("sample", name)) => Source::Sample { name: name.into() },
             _ => Source::Other(text.into()),
         }
@@ -42,6 +49,7 @@ impl fmt::Display for Source {
             Source::Import { path } => write!(f, "import:{}", path.display()),
             Source::User { name } => write!(f, "user:{name}"),
             Source::Classifier { run_id } => write!(f, "classifier:{run_id}"),
+            Source::Spreading { run_id } => write!(f, "spreading:{run_id}"),
             Source::Sample { name } => write!(f, "sample:{name}"),
             Source::Other(text) => f.write_str(text),
         }
@@ -85,6 +93,13 @@ impl Provenance {
     /// A classifier's proposal, now.
     pub fn classifier(run_id: impl Into<String>) -> Self {
         Self::now(Source::Classifier {
+            run_id: run_id.into(),
+        })
+    }
+
+    /// Label spreading's proposal, now.
+    pub fn spreading(run_id: impl Into<String>) -> Self {
+        Self::now(Source::Spreading {
             run_id: run_id.into(),
         })
     }
@@ -183,6 +198,9 @@ mod tests {
             },
             Source::Classifier {
                 run_id: "run:17".into(),
+            },
+            Source::Spreading {
+                run_id: "latent@2026-12-06T07:30:00Z".into(),
             },
             Source::Sample {
                 name: "mnist".into(),
