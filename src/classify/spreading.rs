@@ -245,6 +245,16 @@ mod tests {
         transduction: Vec<usize>,
     }
 
+    impl Case {
+        /// The graph scikit-learn used, the hand labels, and the number of classes.
+        fn inputs(&self) -> (KnnGraph, Vec<Option<usize>>, usize) {
+            let (n, k) = (self.knn.len(), self.knn[0].len());
+            let graph = KnnGraph::from_indices(n, k, self.knn.concat()).unwrap();
+            let labels = self.y.iter().map(|&y| usize::try_from(y).ok()).collect();
+            (graph, labels, self.y_true.iter().max().unwrap() + 1)
+        }
+    }
+
     fn fixture() -> Fixture {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -256,11 +266,7 @@ mod tests {
     #[test]
     fn matches_scikit_learn_label_spreading_on_the_same_graph() {
         for case in fixture().cases {
-            let (n, k) = (case.knn.len(), case.knn[0].len());
-            let graph = KnnGraph::from_indices(n, k, case.knn.concat()).unwrap();
-            let labels: Vec<Option<usize>> =
-                case.y.iter().map(|&y| usize::try_from(y).ok()).collect();
-            let n_classes = case.y_true.iter().max().unwrap() + 1;
+            let (graph, labels, n_classes) = case.inputs();
             for run in &case.runs {
                 let config = SpreadingConfig {
                     alpha: run.alpha,
@@ -301,11 +307,8 @@ mod tests {
     #[test]
     fn default_reaches_most_members_and_labels_them_right() {
         for case in fixture().cases {
-            let (n, k) = (case.knn.len(), case.knn[0].len());
-            let graph = KnnGraph::from_indices(n, k, case.knn.concat()).unwrap();
-            let labels: Vec<Option<usize>> =
-                case.y.iter().map(|&y| usize::try_from(y).ok()).collect();
-            let n_classes = case.y_true.iter().max().unwrap() + 1;
+            let (graph, labels, n_classes) = case.inputs();
+            let n = graph.n_rows();
             let spread = spread_labels(
                 &graph,
                 &labels,
