@@ -221,7 +221,7 @@ fn pseudo_labels_land_in_the_store_with_provenance() {
         &ensemble,
         outcome.classifier.classes(),
         &outcome.predictions,
-        &run_id,
+        Provenance::classifier(&run_id),
     )
     .unwrap();
     drop(store);
@@ -417,18 +417,31 @@ fn cli_pseudo_labels_a_dataset_and_reports_every_key() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let accuracy = |key: &str| report[key].as_f64().unwrap_or(-1.0);
-    assert!(
-        (0.0..=1.0).contains(&accuracy("heldout_accuracy")),
-        "{report}"
-    );
-    assert!((0.0..=1.0).contains(&accuracy("eval_accuracy")), "{report}");
-    let per_class = report["per_class"].as_array().unwrap();
+    let in_unit = |v: &serde_json::Value| (0.0..=1.0).contains(&v.as_f64().unwrap_or(-1.0));
+    // Both labellers and their mean were estimated by 5-fold over the 45 hand labels, and
+    // all three scored on the evaluation data.
+    assert_eq!(report["estimation"]["method"], "k-fold", "{report}");
+    assert_eq!(report["scored_members"], 45, "{report}");
+    for labeller in ["spreading", "classifier", "combined"] {
+        assert!(in_unit(&report["cv_accuracy"][labeller]), "{report}");
+        assert!(
+            in_unit(&report["eval_accuracy_by_labeller"][labeller]),
+            "{report}"
+        );
+    }
+    let classifier = &report["classifier"];
+    assert!(in_unit(&classifier["heldout_accuracy"]), "{report}");
+    let per_class = classifier["per_class"].as_array().unwrap();
     assert_eq!(per_class.len(), 3);
     for class in per_class {
         assert!(class.get("precision").is_some() && class.get("recall").is_some());
     }
-    // 45 of 60 labels kept: the other 45 members get pseudo-labels.
+    // Bars, columns and squares are easy: a labeller beats the majority class, and its
+    // pseudo-labels cover the 45 members without a hand label.
+    let chosen = report["labeller"].as_str().expect("a labeller is chosen");
+    let best = report["cv_accuracy"][chosen].as_f64().unwrap();
+    assert!(best > report["majority_rate"].as_f64().unwrap(), "{report}");
+    assert!(in_unit(&report["eval_accuracy"]), "{report}");
     assert_eq!(report["pseudo_labelled"], 45);
     let above = report["above_threshold"].as_u64().unwrap();
     assert!(above <= 45);
@@ -439,6 +452,14 @@ fn cli_pseudo_labels_a_dataset_and_reports_every_key() {
     let manual = store.members().filter(|(_, m, _)| m.is_some()).count();
     let pseudo = store.members().filter(|(_, _, p)| p.is_some()).count();
     assert_eq!((manual, pseudo), (45, 45));
+    let (_, _, first_pseudo) = store.members().find(|(_, _, p)| p.is_some()).unwrap();
+    let expected_kind = match chosen {
+        "spreading" => "spreading:pixels@",
+        "classifier" => "classifier:effnetv2@",
+        _ => "combined:effnetv2+pixels@",
+    };
+    let provenance = first_pseudo.unwrap().provenance.source.to_string();
+    assert!(provenance.starts_with(expected_kind), "{provenance}");
     let (_, first_manual, _) = store.members().find(|(_, m, _)| m.is_some()).unwrap();
     assert_eq!(
         first_manual.unwrap().provenance.source,

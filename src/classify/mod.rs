@@ -25,8 +25,10 @@
 //! `labels.pseudo_threshold` apply the same `>=` test that [`PseudoLabelSummary`] counts.
 
 mod blocks;
+mod choice;
 mod config;
 mod error;
+mod features;
 mod input;
 mod labelled;
 mod metrics;
@@ -38,8 +40,13 @@ mod spreading;
 mod train;
 mod worker;
 
+pub use choice::{
+    CV_FOLDS, Choice, Estimate, Estimation, KFOLD_MAX_LABELS, Labeller, LabellerOptions,
+    LabellerOutcome, LabellerStep, SPREADING_NEIGHBOURS, SpreadingModel, choose_and_label,
+};
 pub use config::{ClassifierConfig, ClassifierConfigError, InputSize};
 pub use error::{ClassifyError, ClassifyResult};
+pub use features::{PIXEL_FEATURE_COMPONENTS, PIXEL_FEATURE_SIDE_PX, PixelFeatures};
 pub use input::{CachedSource, working_source};
 pub use labelled::LabelledSet;
 pub use metrics::{ClassScore, ConfusionMatrix, HeldoutReport};
@@ -47,7 +54,7 @@ pub use network::{EfficientNet, reductions};
 pub use pipeline::{PseudoLabelOutcome, train_and_predict};
 pub use predict::{Prediction, TrainedClassifier};
 pub use pseudo::{
-    ClassPseudoCount, PseudoLabelSummary, new_run_id, summarise, write_pseudo_labels,
+    ClassPseudoCount, PseudoLabelSummary, new_run_id, run_id_now, summarise, write_pseudo_labels,
 };
 pub use spreading::{
     CrossValidation, Spread, SpreadingConfig, cross_validate, spread_labels, stratified_folds,

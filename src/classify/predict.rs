@@ -3,6 +3,7 @@
 
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
+use ndarray::Array2;
 use std::sync::Arc;
 
 use super::config::ClassifierConfig;
@@ -87,6 +88,29 @@ impl TrainedClassifier {
         members: &[usize],
         control: &TaskControl,
     ) -> ClassifyResult<Vec<Prediction>> {
+        let probabilities = self.probabilities(ensemble, members, control)?;
+        Ok(members
+            .iter()
+            .zip(probabilities.rows())
+            .map(|(&member, row)| {
+                let (class, confidence) = arg_max(row.as_slice().unwrap_or(&[]));
+                Prediction {
+                    member,
+                    class: class as u32,
+                    confidence,
+                }
+            })
+            .collect())
+    }
+
+    /// Softmax class probabilities of `members` (rows in their order, columns as
+    /// [`Self::classes`]); an error names a member the network gave no finite answer for.
+    pub fn probabilities(
+        &self,
+        ensemble: &Ensemble,
+        members: &[usize],
+        control: &TaskControl,
+    ) -> ClassifyResult<Array2<f32>> {
         if ensemble.shape() != self.member_shape {
             return Err(DataError::new(
                 ensemble.origin(),
@@ -104,33 +128,28 @@ impl TrainedClassifier {
             .prefetch(2)
             .start()?;
         let k = self.classes.len();
-        let mut out = Vec::with_capacity(members.len());
-        for (done, batch) in loader.enumerate() {
+        let mut out = Array2::<f32>::zeros((members.len(), k));
+        let mut done = 0;
+        for batch in loader {
             control.check()?;
             let batch = batch?;
             let x = Tensor::<4>::from_data(TensorData::new(batch.data, batch.shape), &self.device);
             let probs = softmax(self.model.forward(x), 1)
                 .try_into_vec_as::<f32>()
                 .map_err(|e| ClassifyError::Failed(format!("cannot read predictions: {e:?}")))?;
+            // The loader streams members in the order given.
             for (row, &member) in probs.chunks_exact(k).zip(&batch.members) {
-                let (class, confidence) = arg_max(row);
-                if !(confidence > 0.0 && confidence <= 1.0) {
+                let (_, confidence) = arg_max(row);
+                if !(confidence > 0.0 && confidence <= 1.0) || row.iter().any(|p| !p.is_finite()) {
                     return Err(ClassifyError::Failed(format!(
                         "member {}: the network gave no finite class probability",
                         ensemble.member_id(member)
                     )));
                 }
-                out.push(Prediction {
-                    member,
-                    class: class as u32,
-                    confidence,
-                });
+                out.row_mut(done).assign(&ndarray::ArrayView1::from(row));
+                done += 1;
             }
-            control.report(
-                "predict",
-                (done + 1) * self.config.predict_batch_size,
-                members.len(),
-            );
+            control.report("predict", done, members.len());
         }
         Ok(out)
     }

@@ -11,8 +11,14 @@ use crate::labels::{LabelStore, Provenance};
 
 /// A name for a classifier run, for provenance: `effnetv2@<UTC time>`.
 pub fn new_run_id() -> String {
+    run_id_now("effnetv2")
+}
+
+/// `<what>@<UTC time>`: a pseudo-labelling run's name for provenance, e.g. `latent@…` for
+/// spreading over latents.
+pub fn run_id_now(what: &str) -> String {
     format!(
-        "effnetv2@{}",
+        "{what}@{}",
         humantime::format_rfc3339_seconds(std::time::SystemTime::now())
     )
 }
@@ -68,18 +74,19 @@ pub fn summarise(
 }
 
 /// Replaces the store's pseudo-labels by `predictions` (class indices into `classes`, which
-/// must be store classes), all with provenance `classifier:<run_id>`.
+/// must be store classes), all with `provenance` (e.g. `classifier:<run_id>`). Empty
+/// `predictions` clear them: a run that trusts no labeller leaves no stale proposals.
 pub fn write_pseudo_labels(
     store: &mut LabelStore,
     ensemble: &Ensemble,
     classes: &[String],
     predictions: &[Prediction],
-    run_id: &str,
+    provenance: Provenance,
 ) -> DataResult<()> {
     let entries = predictions.iter().filter_map(|p| {
         let class = classes.get(p.class as usize)?;
         Some((ensemble.member_id(p.member), class.as_str(), p.confidence))
     });
-    store.set_pseudo(entries, Provenance::classifier(run_id))?;
+    store.set_pseudo(entries, provenance)?;
     Ok(())
 }

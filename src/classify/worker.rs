@@ -17,7 +17,7 @@ use super::pipeline::train_and_predict;
 use super::pseudo::{PseudoLabelSummary, new_run_id, write_pseudo_labels};
 use super::train::EpochProgress;
 use crate::data::Ensemble;
-use crate::labels::LabelStore;
+use crate::labels::{LabelStore, Provenance};
 use crate::task::TaskControl;
 use crate::train::backend::panic_message;
 use crate::train::{SelectedBackend, select_backend};
@@ -268,7 +268,7 @@ impl Worker {
             &self.ensemble,
             outcome.classifier.classes(),
             &outcome.predictions,
-            run_id,
+            Provenance::classifier(run_id),
         )?;
         Ok(outcome.summary)
     }

@@ -1,24 +1,38 @@
-//! `sense pseudo-label`: train the classifier on the hand-labelled members and write a
-//! pseudo-label for every other member into a label store.
+//! `sense pseudo-label`: estimate label spreading and the classifier on the hand labels,
+//! choose by that evidence, and write the chosen labeller's pseudo-label for every other
+//! member into a label store (or none, when no labeller beats the majority class).
 
 use anyhow::{Context, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::Array2;
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::say;
 use crate::classify::{
-    ClassifierConfig, ConfusionMatrix, EpochProgress, LabelledSet, PseudoLabelOutcome, new_run_id,
-    train_and_predict, write_pseudo_labels,
+    ClassifierConfig, ConfusionMatrix, LabelledSet, Labeller, LabellerOptions, LabellerOutcome,
+    LabellerStep, PixelFeatures, PseudoLabelSummary, SpreadingConfig, choose_and_label, summarise,
+    write_pseudo_labels,
 };
 use crate::data::{ClassLabels, Ensemble, NanPolicy, OpenOptions};
 use crate::error::DataError;
 use crate::labels::{LabelStore, Provenance};
 use crate::task::TaskControl;
+use crate::train::inference::{CheckpointChoice, TrainedModel};
 use crate::train::training_data::{LabelSource, open_training_data};
-use crate::train::{BackendChoice, select_backend};
+use crate::train::{BackendChoice, SelectedBackend, select_backend};
+
+/// Which labellers compete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LabellerChoice {
+    /// Both, and their mean; the best stratified estimate wins.
+    Auto,
+    Spreading,
+    Classifier,
+}
 
 #[derive(Args, Debug)]
 pub struct PseudoLabelArgs {
@@ -61,6 +75,13 @@ pub struct PseudoLabelArgs {
     /// NaN/Inf values in float data: reject the dataset, or report and load it.
     #[arg(long = "nan", value_enum, default_value_t = NanPolicy::Reject)]
     pub nan_policy: NanPolicy,
+    /// Which labellers compete (each is still estimated, and must beat the majority class).
+    #[arg(long, value_enum, default_value_t = LabellerChoice::Auto)]
+    pub labeller: LabellerChoice,
+    /// Spread labels over the latents of this training run (its best model encodes every
+    /// member); default: raw-pixel features (members pooled to ≤ 32 px, PCA-50).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub latents: Option<PathBuf>,
     /// No progress bar (for logs).
     #[arg(long)]
     pub quiet: bool,
@@ -73,11 +94,11 @@ pub fn run(args: PseudoLabelArgs) -> anyhow::Result<()> {
 
     let mut store = LabelStore::open_or_create(&args.out)?;
     store.import_manual(&given, |i| ensemble.member_id(i), provenance)?;
-    // NaN admits no pseudo-label: only manual labels train the classifier.
+    // NaN admits no pseudo-label: only manual labels train the labellers.
     let snapshot = store.snapshot(f32::NAN);
     let labelled = LabelledSet::from_snapshot(&snapshot, &ensemble, &args.out)?;
     eprintln!(
-        "{}: {} members of {}; training on {} hand labels in {} classes",
+        "{}: {} members of {}; {} hand labels in {} classes",
         ensemble.origin(),
         ensemble.len(),
         ensemble.shape(),
@@ -85,18 +106,29 @@ pub fn run(args: PseudoLabelArgs) -> anyhow::Result<()> {
         labelled.classes.len()
     );
 
+    let uses_classifier = args.labeller != LabellerChoice::Spreading;
+    let uses_spreading = args.labeller != LabellerChoice::Classifier;
     let backend = select_backend(config.backend);
     if let Some(reason) = &backend.fallback_reason {
         eprintln!("note: {reason}");
     }
     eprintln!("backend: {}", backend.name);
-    let bar = progress_bar(args.quiet || args.json, config.epochs);
-    let mut on_epoch = |e: &EpochProgress| {
-        bar.inc(1);
-        say(
+    let control = TaskControl::new();
+    let features = match uses_spreading {
+        true => Some(Features::of(&args, &ensemble, &backend, &control)?),
+        false => None,
+    };
+    let bar = progress_bar(args.quiet || args.json);
+    let mut observe = |step: LabellerStep<'_>| match step {
+        LabellerStep::Stage(stage) => {
+            bar.set_message(stage.to_string());
+            bar.tick();
+        }
+        LabellerStep::Epoch(e) => say(
             &bar,
             format!(
-                "epoch {}: train loss {:.4}  held-out loss {:.4}  accuracy {:.4}  {:.1} s{}",
+                "classifier epoch {}: train loss {:.4}  held-out loss {:.4}  accuracy {:.4}  \
+                 {:.1} s{}",
                 e.epoch + 1,
                 e.train_loss,
                 e.heldout_loss,
@@ -104,49 +136,142 @@ pub fn run(args: PseudoLabelArgs) -> anyhow::Result<()> {
                 e.elapsed_secs,
                 if e.best { "  (best)" } else { "" }
             ),
-        );
+        ),
     };
-    let run_id = new_run_id();
-    let outcome = train_and_predict(
+    let options = LabellerOptions {
+        spreading: uses_spreading.then(SpreadingConfig::default),
+        classifier: uses_classifier.then_some((&config, &backend)),
+        keep_both: args.eval_data.is_some(),
+        seed: config.seed,
+    };
+    let outcome = choose_and_label(
         &ensemble,
         &labelled,
-        &config,
-        &backend,
-        &run_id,
-        &TaskControl::new(),
-        &mut on_epoch,
+        features.as_ref().map(|f| f.rows.clone()),
+        None,
+        &options,
+        &control,
+        &mut observe,
     )?;
     bar.finish_and_clear();
+    let features_name = features.as_ref().map_or("pixels", |f| f.name());
+    let (run_id, provenance) = match outcome.choice.chosen {
+        Some(labeller) => labeller.provenance(features_name),
+        None => (String::new(), Provenance::classifier("none")),
+    };
     write_pseudo_labels(
         &mut store,
         &ensemble,
-        outcome.classifier.classes(),
+        &outcome.classes,
         &outcome.predictions,
-        &run_id,
+        provenance,
     )?;
+    let summary = summarise(
+        &run_id,
+        &outcome.classes,
+        &outcome.predictions,
+        config.confidence_threshold,
+    );
     let eval = match &args.eval_data {
         Some(spec) => Some(evaluate(
             &outcome,
+            features.as_ref(),
             spec,
             args.eval_labels.as_deref(),
             args.nan_policy,
+            &control,
         )?),
         None => None,
     };
-    let truth = ground_truth_accuracy(&outcome, &ensemble);
-    let wall_secs = started.elapsed().as_secs_f64();
+    let report = Report {
+        outcome: &outcome,
+        summary: &summary,
+        features: features_name,
+        eval: eval.as_ref(),
+        truth: ground_truth_accuracy(&outcome, &ensemble),
+        out: &args.out,
+        backend: &backend.name,
+        wall_secs: started.elapsed().as_secs_f64(),
+    };
     match args.json {
-        true => print_json(
-            &outcome,
-            eval.as_ref(),
-            truth,
-            &args.out,
-            &backend.name,
-            wall_secs,
-        ),
-        false => print_text(&outcome, eval.as_ref(), truth, &args.out, wall_secs),
+        true => report.print_json(),
+        false => report.print_text(),
     }
     Ok(())
+}
+
+/// What spreading's graph is built on, and how to compute it for other data.
+struct Features {
+    rows: Arc<Array2<f32>>,
+    kind: FeatureKind,
+}
+
+enum FeatureKind {
+    Pixels(PixelFeatures),
+    Latents(Box<TrainedModel>),
+}
+
+impl Features {
+    fn of(
+        args: &PseudoLabelArgs,
+        ensemble: &Ensemble,
+        backend: &SelectedBackend,
+        control: &TaskControl,
+    ) -> anyhow::Result<Self> {
+        let members: Vec<usize> = (0..ensemble.len()).collect();
+        Ok(match &args.latents {
+            None => {
+                eprintln!("features: raw pixels, PCA-50");
+                let (pixels, rows) = PixelFeatures::fit_transform(ensemble, &members, control)?;
+                Self {
+                    rows: Arc::new(rows),
+                    kind: FeatureKind::Pixels(pixels),
+                }
+            }
+            Some(run) => {
+                let model =
+                    TrainedModel::load(run, ensemble.shape(), CheckpointChoice::Best, backend)?;
+                eprintln!(
+                    "features: latents of {} (dim {})",
+                    run.display(),
+                    model.latent_dim()
+                );
+                let rows = encode(&model, ensemble, &members)?;
+                Self {
+                    rows: Arc::new(rows),
+                    kind: FeatureKind::Latents(Box::new(model)),
+                }
+            }
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        match self.kind {
+            FeatureKind::Pixels(_) => "pixels",
+            FeatureKind::Latents(_) => "latent",
+        }
+    }
+
+    /// The same features of another dataset's members.
+    fn of_other(&self, ensemble: &Ensemble, control: &TaskControl) -> anyhow::Result<Array2<f32>> {
+        let members: Vec<usize> = (0..ensemble.len()).collect();
+        Ok(match &self.kind {
+            FeatureKind::Pixels(pixels) => pixels.transform(ensemble, &members, control)?,
+            FeatureKind::Latents(model) => encode(model, ensemble, &members)?,
+        })
+    }
+}
+
+fn encode(
+    model: &TrainedModel,
+    ensemble: &Ensemble,
+    members: &[usize],
+) -> anyhow::Result<Array2<f32>> {
+    let values = model.encode(ensemble, members)?;
+    Ok(Array2::from_shape_vec(
+        (members.len(), model.latent_dim()),
+        values,
+    )?)
 }
 
 fn build_config(args: &PseudoLabelArgs) -> anyhow::Result<ClassifierConfig> {
@@ -238,14 +363,23 @@ fn limit_stratified(labels: &ClassLabels, n: usize, seed: u64) -> ClassLabels {
     }
 }
 
-/// The classifier's confusion on a separate labelled dataset; every class there must be one
-/// the classifier knows.
+/// Each labeller's accuracy on a separate labelled dataset, and the chosen one's confusion.
+struct Evaluation {
+    members: usize,
+    by_labeller: Vec<(Labeller, f64)>,
+    chosen: Option<ConfusionMatrix>,
+}
+
+/// Scores every labeller the run kept on `spec`; each of its classes must be one the hand
+/// labels have.
 fn evaluate(
-    outcome: &PseudoLabelOutcome,
+    outcome: &LabellerOutcome,
+    features: Option<&Features>,
     spec: &str,
     labels: Option<&Path>,
     nan_policy: NanPolicy,
-) -> anyhow::Result<ConfusionMatrix> {
+    control: &TaskControl,
+) -> anyhow::Result<Evaluation> {
     let options = OpenOptions {
         labels: labels.map(Path::to_path_buf),
         nan_policy,
@@ -255,7 +389,7 @@ fn evaluate(
     let Some(truth) = &ensemble.labels else {
         bail!("{spec}: no labels to evaluate against (pass --eval-labels CSV|IDX)");
     };
-    let known = outcome.classifier.classes();
+    let known = &outcome.classes;
     let labels_origin = labels.map_or_else(|| PathBuf::from(spec), Path::to_path_buf);
     let mut map = Vec::with_capacity(truth.classes.len());
     for name in &truth.classes {
@@ -263,7 +397,7 @@ fn evaluate(
             DataError::new(
                 &labels_origin,
                 format!(
-                    "class '{name}' is not one the classifier was trained on ({})",
+                    "class '{name}' is not one the hand labels have ({})",
                     known.join(", ")
                 ),
             )
@@ -276,160 +410,262 @@ fn evaluate(
         .enumerate()
         .filter_map(|(m, c)| c.map(|c| (m, map[c as usize])))
         .unzip();
-    Ok(outcome
-        .classifier
-        .score(&ensemble, &members, &classes, &TaskControl::new())?)
+    let spreading = match (&outcome.spreading, features) {
+        (Some(model), Some(features)) => {
+            let rows = features.of_other(&ensemble, control)?;
+            let all = model.distributions_of(rows.view(), control)?;
+            Some(Array2::from_shape_fn(
+                (members.len(), known.len()),
+                |(r, c)| all[[members[r], c]] as f32,
+            ))
+        }
+        _ => None,
+    };
+    let classifier = match &outcome.classifier {
+        Some(c) => Some(c.probabilities(&ensemble, &members, control)?),
+        None => None,
+    };
+    let answers = |labeller: Labeller| -> Option<Array2<f32>> {
+        match labeller {
+            Labeller::Spreading => spreading.clone(),
+            Labeller::Classifier => classifier.clone(),
+            Labeller::Combined => Some((spreading.as_ref()? + classifier.as_ref()?) * 0.5),
+        }
+    };
+    let confusion = |scores: &Array2<f32>| {
+        let mut matrix = ConfusionMatrix::new(known.clone());
+        for (row, &t) in scores.rows().into_iter().zip(&classes) {
+            let best = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)));
+            // A member no label reached counts as wrong: it gets no pseudo-label.
+            let predicted = match best {
+                Some((class, &score)) if score > 0.0 => class as u32,
+                _ => u32::MAX,
+            };
+            matrix.add(t, predicted);
+        }
+        matrix
+    };
+    let mut by_labeller = Vec::new();
+    let mut chosen = None;
+    for labeller in [
+        Labeller::Spreading,
+        Labeller::Classifier,
+        Labeller::Combined,
+    ] {
+        if let Some(scores) = answers(labeller) {
+            let matrix = confusion(&scores);
+            by_labeller.push((labeller, matrix.accuracy().unwrap_or(0.0)));
+            if outcome.choice.chosen == Some(labeller) {
+                chosen = Some(matrix);
+            }
+        }
+    }
+    Ok(Evaluation {
+        members: members.len(),
+        by_labeller,
+        chosen,
+    })
 }
 
 /// Share of pseudo-labels that match the ground truth, where the data carries it (the
 /// built-in samples), as `(accuracy, members scored)`.
-fn ground_truth_accuracy(
-    outcome: &PseudoLabelOutcome,
-    ensemble: &Ensemble,
-) -> Option<(f64, usize)> {
+fn ground_truth_accuracy(outcome: &LabellerOutcome, ensemble: &Ensemble) -> Option<(f64, usize)> {
     let truth = ensemble.ground_truth.as_ref()?;
-    let names = outcome.classifier.classes();
     let scored: Vec<bool> = outcome
         .predictions
         .iter()
         .filter_map(|p| {
             let truth = truth.class_name(p.member)?;
-            Some(names.get(p.class as usize).is_some_and(|n| n == truth))
+            Some(
+                outcome
+                    .classes
+                    .get(p.class as usize)
+                    .is_some_and(|n| n == truth),
+            )
         })
         .collect();
     let correct = scored.iter().filter(|&&ok| ok).count();
     (!scored.is_empty()).then(|| (correct as f64 / scored.len() as f64, scored.len()))
 }
 
-fn progress_bar(hidden: bool, epochs: usize) -> ProgressBar {
+fn progress_bar(hidden: bool) -> ProgressBar {
     let bar = match hidden {
         true => ProgressBar::hidden(),
-        false => ProgressBar::new(epochs as u64),
+        false => ProgressBar::new_spinner(),
     };
     bar.set_style(
-        ProgressStyle::with_template("[{bar:30}] {pos}/{len} epochs {elapsed_precise}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template("{spinner} {msg} {elapsed_precise}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar
 }
 
-fn print_json(
-    outcome: &PseudoLabelOutcome,
-    eval: Option<&ConfusionMatrix>,
+/// Everything the run prints.
+struct Report<'a> {
+    outcome: &'a LabellerOutcome,
+    summary: &'a PseudoLabelSummary,
+    features: &'a str,
+    eval: Option<&'a Evaluation>,
     truth: Option<(f64, usize)>,
-    out: &Path,
-    backend: &str,
+    out: &'a Path,
+    backend: &'a str,
     wall_secs: f64,
-) {
-    let report = outcome.classifier.report();
-    let summary = &outcome.summary;
-    let per_class: Vec<_> = report
-        .per_class
-        .iter()
-        .zip(&summary.per_class)
-        .map(|(score, pseudo)| {
-            json!({
-                "class": score.class,
-                "precision": score.precision,
-                "recall": score.recall,
-                "support": score.support,
-                "pseudo_labelled": pseudo.pseudo_labelled,
-                "above_threshold": pseudo.above_threshold,
-            })
-        })
-        .collect();
-    let mut value = json!({
-        "heldout_accuracy": report.accuracy,
-        "per_class": per_class,
-        "pseudo_labelled": summary.pseudo_labelled,
-        "above_threshold": summary.above_threshold,
-        // Via its shortest text, so 0.9 prints as 0.9, not as the f32's f64 expansion.
-        "threshold": summary.threshold.to_string().parse::<f64>().ok(),
-        "run_id": summary.run_id,
-        "labels_out": out.display().to_string(),
-        "confusion": report.confusion,
-        "best_epoch": report.best_epoch,
-        "epochs_run": report.epochs_run,
-        "train_members": report.train_members,
-        "heldout_members": report.heldout_members,
-        "train_secs": report.train_secs,
-        "wall_secs": wall_secs,
-        "backend": backend,
-    });
-    if let (Some(eval), Some(object)) = (eval, value.as_object_mut()) {
-        object.insert("eval_accuracy".into(), json!(eval.accuracy()));
-        object.insert("eval_members".into(), json!(eval.total()));
-        object.insert("eval_per_class".into(), json!(eval.class_scores()));
-    }
-    if let (Some((accuracy, members)), Some(object)) = (truth, value.as_object_mut()) {
-        object.insert("pseudo_label_truth_accuracy".into(), json!(accuracy));
-        object.insert("pseudo_label_truth_members".into(), json!(members));
-    }
-    println!("{value:#}");
 }
 
-fn print_text(
-    outcome: &PseudoLabelOutcome,
-    eval: Option<&ConfusionMatrix>,
-    truth: Option<(f64, usize)>,
-    out: &Path,
-    wall_secs: f64,
-) {
-    let report = outcome.classifier.report();
-    let summary = &outcome.summary;
-    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
-    println!(
-        "held-out accuracy {:.4} on {} members (best epoch {} of {}; trained in {:.1} s)",
-        report.accuracy,
-        report.heldout_members,
-        report.best_epoch + 1,
-        report.epochs_run,
-        report.train_secs
-    );
-    if let Some(eval) = eval {
+impl Report<'_> {
+    fn print_json(&self) {
+        let choice = &self.outcome.choice;
+        let summary = self.summary;
+        let cv_accuracy: serde_json::Map<String, serde_json::Value> = choice
+            .estimates
+            .iter()
+            .map(|e| (e.labeller.name().to_string(), json!(e.accuracy)))
+            .collect();
+        let per_class: Vec<_> = summary
+            .per_class
+            .iter()
+            .map(|c| {
+                json!({
+                    "class": c.class,
+                    "pseudo_labelled": c.pseudo_labelled,
+                    "above_threshold": c.above_threshold,
+                })
+            })
+            .collect();
+        let mut value = json!({
+            "labeller": choice.chosen.map(Labeller::name),
+            "cv_accuracy": cv_accuracy,
+            "estimation": choice.estimation,
+            "scored_members": choice.scored_members,
+            "majority_rate": choice.majority_rate,
+            "reason": choice.reason,
+            "features": self.features,
+            "per_class": per_class,
+            "pseudo_labelled": summary.pseudo_labelled,
+            "above_threshold": summary.above_threshold,
+            // Via its shortest text, so 0.9 prints as 0.9, not as the f32's f64 expansion.
+            "threshold": summary.threshold.to_string().parse::<f64>().ok(),
+            "run_id": summary.run_id,
+            "labels_out": self.out.display().to_string(),
+            "wall_secs": self.wall_secs,
+            "backend": self.backend,
+        });
+        let Some(object) = value.as_object_mut() else {
+            return;
+        };
+        if let Some(classifier) = &self.outcome.classifier {
+            let report = classifier.report();
+            object.insert(
+                "classifier".into(),
+                json!({
+                    "heldout_accuracy": report.accuracy,
+                    "per_class": report.per_class,
+                    "confusion": report.confusion,
+                    "best_epoch": report.best_epoch,
+                    "epochs_run": report.epochs_run,
+                    "train_members": report.train_members,
+                    "heldout_members": report.heldout_members,
+                    "train_secs": report.train_secs,
+                }),
+            );
+        }
+        if let Some(eval) = self.eval {
+            let by: serde_json::Map<String, serde_json::Value> = eval
+                .by_labeller
+                .iter()
+                .map(|(l, a)| (l.name().to_string(), json!(a)))
+                .collect();
+            object.insert("eval_members".into(), json!(eval.members));
+            object.insert("eval_accuracy_by_labeller".into(), json!(by));
+            if let Some(chosen) = &eval.chosen {
+                object.insert("eval_accuracy".into(), json!(chosen.accuracy()));
+                object.insert("eval_per_class".into(), json!(chosen.class_scores()));
+            }
+        }
+        if let Some((accuracy, members)) = self.truth {
+            object.insert("pseudo_label_truth_accuracy".into(), json!(accuracy));
+            object.insert("pseudo_label_truth_members".into(), json!(members));
+        }
+        println!("{value:#}");
+    }
+
+    fn print_text(&self) {
+        let choice = &self.outcome.choice;
         println!(
-            "eval accuracy {} on {} members",
-            eval.accuracy().map_or("-".into(), |a| format!("{a:.4}")),
-            eval.total()
+            "{} estimate over {} hand labels (features: {}):",
+            choice.estimation, choice.scored_members, self.features
+        );
+        for e in &choice.estimates {
+            let mark = if choice.chosen == Some(e.labeller) {
+                "  ← chosen"
+            } else {
+                ""
+            };
+            println!("  {:<10}  {:.4}{mark}", e.labeller.name(), e.accuracy);
+        }
+        println!("  {:<10}  {:.4}", "majority", choice.majority_rate);
+        println!("{}", choice.reason);
+        if let Some(classifier) = &self.outcome.classifier {
+            let report = classifier.report();
+            println!(
+                "classifier: held-out accuracy {:.4} on {} members (best epoch {} of {}; \
+                 trained in {:.1} s)",
+                report.accuracy,
+                report.heldout_members,
+                report.best_epoch + 1,
+                report.epochs_run,
+                report.train_secs
+            );
+        }
+        if let Some(eval) = self.eval {
+            for (labeller, accuracy) in &eval.by_labeller {
+                println!(
+                    "eval accuracy {accuracy:.4} on {} members ({})",
+                    eval.members,
+                    labeller.name()
+                );
+            }
+            if let Some(chosen) = &eval.chosen {
+                println!("confusion of the chosen labeller (rows: truth, columns: prediction):");
+                print!("{}", chosen.to_table());
+            }
+        }
+        if let Some((accuracy, members)) = self.truth {
+            println!("pseudo-labels match the ground truth for {accuracy:.4} of {members} members");
+        }
+        let summary = self.summary;
+        let width = summary
+            .per_class
+            .iter()
+            .map(|c| c.class.chars().count())
+            .chain([5])
+            .max()
+            .unwrap_or(5);
+        let threshold_header = format!("pseudo ≥ {}", summary.threshold);
+        println!("{:<width$}  {:>8}  {threshold_header}", "class", "pseudo");
+        for c in &summary.per_class {
+            println!(
+                "{:<width$}  {:>8}  {:>width2$}",
+                c.class,
+                c.pseudo_labelled,
+                c.above_threshold,
+                width2 = threshold_header.chars().count()
+            );
+        }
+        println!(
+            "{} pseudo-labels written to {} ({} with confidence ≥ {}){}; {:.1} s in all",
+            summary.pseudo_labelled,
+            self.out.display(),
+            summary.above_threshold,
+            summary.threshold,
+            match summary.run_id.is_empty() {
+                true => String::new(),
+                false => format!(", run {}", summary.run_id),
+            },
+            self.wall_secs
         );
     }
-    if let Some((accuracy, members)) = truth {
-        println!("pseudo-labels match the ground truth for {accuracy:.4} of {members} members");
-    }
-    let width = report
-        .per_class
-        .iter()
-        .map(|c| c.class.chars().count())
-        .chain([5])
-        .max()
-        .unwrap_or(5);
-    let threshold_header = format!("pseudo ≥ {}", summary.threshold);
-    println!(
-        "{:<width$}  {:>9}  {:>6}  {:>7}  {:>8}  {threshold_header}",
-        "class", "precision", "recall", "support", "pseudo"
-    );
-    for (score, pseudo) in report.per_class.iter().zip(&summary.per_class) {
-        println!(
-            "{:<width$}  {:>9}  {:>6}  {:>7}  {:>8}  {:>width2$}",
-            score.class,
-            fmt(score.precision),
-            fmt(score.recall),
-            score.support,
-            pseudo.pseudo_labelled,
-            pseudo.above_threshold,
-            width2 = threshold_header.chars().count()
-        );
-    }
-    println!("confusion (rows: truth, columns: prediction):");
-    print!("{}", report.confusion.to_table());
-    println!(
-        "{} pseudo-labels written to {} ({} with confidence ≥ {}), run {}; {:.1} s in all",
-        summary.pseudo_labelled,
-        out.display(),
-        summary.above_threshold,
-        summary.threshold,
-        summary.run_id,
-        wall_secs
-    );
 }

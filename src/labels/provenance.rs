@@ -18,6 +18,9 @@ pub enum Source {
     /// Proposed by label spreading over a kNN graph; the run id names the features
     /// (`latent@…`, `pixels@…`).
     Spreading { run_id: String },
+    /// The mean of a classifier's and label spreading's class distributions
+    /// (`effnetv2+latent@…`).
+    Combined { run_id: String },
     /// Ground truth of a built-in sample ensemble.
     Sample { name: String },
     /// Any other text found in a hand-written CSV, kept verbatim (empty when the CSV has no
@@ -37,6 +40,9 @@ impl Source {
             Some(("spreading", run_id)) => Source::Spreading {
                 run_id: run_id.into(),
             },
+            Some(("combined", run_id)) => Source::Combined {
+                run_id: run_id.into(),
+            },
             Some(("sample", name)) => Source::Sample { name: name.into() },
             _ => Source::Other(text.into()),
         }
@@ -50,6 +56,7 @@ impl fmt::Display for Source {
             Source::User { name } => write!(f, "user:{name}"),
             Source::Classifier { run_id } => write!(f, "classifier:{run_id}"),
             Source::Spreading { run_id } => write!(f, "spreading:{run_id}"),
+            Source::Combined { run_id } => write!(f, "combined:{run_id}"),
             Source::Sample { name } => write!(f, "sample:{name}"),
             Source::Other(text) => f.write_str(text),
         }
@@ -100,6 +107,13 @@ impl Provenance {
     /// Label spreading's proposal, now.
     pub fn spreading(run_id: impl Into<String>) -> Self {
         Self::now(Source::Spreading {
+            run_id: run_id.into(),
+        })
+    }
+
+    /// The combined labellers' proposal, now.
+    pub fn combined(run_id: impl Into<String>) -> Self {
+        Self::now(Source::Combined {
             run_id: run_id.into(),
         })
     }
@@ -201,6 +215,9 @@ mod tests {
             },
             Source::Spreading {
                 run_id: "latent@2026-12-06T07:30:00Z".into(),
+            },
+            Source::Combined {
+                run_id: "effnetv2+pixels@2026-12-06T07:30:00Z".into(),
             },
             Source::Sample {
                 name: "mnist".into(),

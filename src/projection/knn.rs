@@ -32,6 +32,9 @@ use rayon::prelude::*;
 
 pub use crate::task::Cancelled;
 
+/// Up to this many rows, [`KnnSearch::auto`] searches exactly (a fraction of a second on
+/// 2 cores); NN-descent's approximation wins beyond.
+pub const EXACT_MAX_ROWS: usize = 4096;
 /// Rows per unit of parallel work (join, candidates, updates): fixed, so that the work split,
 /// and with it every seeded choice, does not depend on the thread count. Also the granularity
 /// of cancellation (a chunk's local join takes about a millisecond).
@@ -212,6 +215,84 @@ impl KnnSearch<'_> {
             });
         guard.check()?;
         Ok(into_graph(&heaps, k, None, None, self.distance))
+    }
+
+    /// The k nearest of these rows to each of `queries` (row-major, `dim` wide, rows of
+    /// another matrix: new members to place among known ones), exactly, as row-major
+    /// `queries × k` indices in (distance, index) order. Parallel over blocks of queries and
+    /// deterministic; polls `is_cancelled` as [`exact`](Self::exact) does.
+    pub fn query(
+        &self,
+        queries: &[f32],
+        is_cancelled: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Vec<u32>, Cancelled> {
+        self.check_shape();
+        assert_eq!(queries.len() % self.dim, 0, "query rows are dim wide");
+        let guard = Guard::new(is_cancelled);
+        let space = Space::new(self);
+        let query_space = Space::new(&KnnSearch {
+            data: queries,
+            n_rows: queries.len() / self.dim,
+            ..*self
+        });
+        let k = self.k.min(self.n_rows);
+        let mut indices = vec![EMPTY; query_space.n_rows() * k];
+        indices
+            .par_chunks_mut(EXACT_QUERY_BLOCK * k)
+            .enumerate()
+            .for_each(|(block, idx)| {
+                if guard.stopped() {
+                    return;
+                }
+                let first = block * EXACT_QUERY_BLOCK;
+                let rows: Vec<&[f32]> = (first..first + idx.len() / k)
+                    .map(|q| query_space.row(q))
+                    .collect();
+                let mut dist = vec![f32::INFINITY; idx.len()];
+                let mut is_new = vec![false; k];
+                let mut offer = |q: usize, j: usize, d: f32| {
+                    let range = q * k..(q + 1) * k;
+                    let d = finite_or_inf(d);
+                    insert(
+                        &mut idx[range.clone()],
+                        &mut dist[range],
+                        &mut is_new,
+                        j as u32,
+                        d,
+                    );
+                };
+                let (fours, rest) = rows.as_chunks::<4>();
+                for j in 0..self.n_rows {
+                    if j % EXACT_POLL_ROWS == EXACT_POLL_ROWS - 1 && guard.stopped() {
+                        return;
+                    }
+                    let base = space.row(j);
+                    for (f, four) in fours.iter().enumerate() {
+                        for (i, d) in space.dists(base, *four).into_iter().enumerate() {
+                            offer(4 * f + i, j, d);
+                        }
+                    }
+                    for (i, row) in rest.iter().enumerate() {
+                        let [d] = space.dists(base, [row]);
+                        offer(4 * fours.len() + i, j, d);
+                    }
+                }
+            });
+        guard.check()?;
+        Ok(indices)
+    }
+
+    /// Exact search up to [`EXACT_MAX_ROWS`] rows, else NN-descent from `start`.
+    pub fn auto(
+        &self,
+        start: Option<&KnnGraph>,
+        is_cancelled: &(dyn Fn() -> bool + Sync),
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<KnnGraph, Cancelled> {
+        match self.n_rows <= EXACT_MAX_ROWS {
+            true => self.exact(is_cancelled, progress),
+            false => self.nn_descent(start, is_cancelled, progress),
+        }
     }
 
     /// NN-descent (Dong et al. 2011, as pynndescent): random-projection-forest initialisation,
@@ -2421,5 +2502,34 @@ mod tests {
                 assert!((dot[i] - want_dot).abs() < 1e-4 * want_dot, "{kernel:?}");
             }
         }
+    }
+
+    #[test]
+    fn query_finds_the_exact_nearest_known_rows_of_new_rows() {
+        let (dim, k) = (12, 7);
+        let base = uniform_rows(500, dim, 1);
+        let queries = uniform_rows(70, dim, 2);
+        let found = search(&base, dim, k, Distance::Euclidean, 0)
+            .query(&queries, &never)
+            .unwrap();
+        for (q, row) in queries.chunks_exact(dim).enumerate() {
+            let mut all: Vec<(f64, u32)> = base
+                .chunks_exact(dim)
+                .enumerate()
+                .map(|(j, b)| {
+                    let d: f64 = row
+                        .iter()
+                        .zip(b)
+                        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+                        .sum();
+                    (d, j as u32)
+                })
+                .collect();
+            all.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+            let expected: Vec<u32> = all.iter().take(k).map(|&(_, j)| j).collect();
+            assert_eq!(found[q * k..(q + 1) * k], expected[..], "query {q}");
+        }
+        let cancelled = search(&base, dim, k, Distance::Euclidean, 0).query(&queries, &|| true);
+        assert!(cancelled.is_err());
     }
 }

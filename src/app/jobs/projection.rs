@@ -10,18 +10,16 @@ use crossbeam_channel::{Receiver, Sender};
 use ndarray::{Array2, Axis};
 
 use crate::analysis::embedding_metrics::{Sampling, neighbourhood_hit, silhouette};
+use crate::classify::PixelFeatures;
 use crate::data::Ensemble;
 use crate::projection::{
-    Frames, KnnGraph, LayoutFrame, Pca, PreviousLayout, ProjectionConfig, UmapConfig,
+    Frames, KnnGraph, LayoutFrame, PreviousLayout, ProjectionConfig, UmapConfig,
     project_with_frames,
 };
 use crate::task::{TaskControl, TaskProgress};
 
 /// Neighbourhood size of the live neighbourhood hit (as `sense eval`).
 pub const NEIGHBOURHOOD_K: usize = 17;
-/// Raw images are shrunk to at most this side before PCA, for the map before training.
-const PIXEL_MAP_SIDE: usize = 32;
-const PIXEL_MAP_COMPONENTS: usize = 50;
 
 /// Where the map's high-dimensional points come from.
 pub enum MapInput {
@@ -163,7 +161,11 @@ fn run(
     let (data, epoch, latents) = match request.input {
         MapInput::Latents { epoch, values } => (values.clone(), Some(epoch), Some(values)),
         MapInput::Pixels(ensemble) => (
-            Arc::new(pixel_features(&ensemble, &request.members, control)?),
+            Arc::new(
+                PixelFeatures::fit_transform(&ensemble, &request.members, control)
+                    .map_err(|e| e.to_string())?
+                    .1,
+            ),
             None,
             None,
         ),
@@ -249,101 +251,9 @@ pub fn live_metrics(
     })
 }
 
-/// Members' pixels, average-pooled to at most 32 px a side, then PCA to 50 components.
-fn pixel_features(
-    ensemble: &Ensemble,
-    members: &[usize],
-    control: &TaskControl,
-) -> Result<Array2<f32>, String> {
-    use rayon::prelude::*;
-    let shape = ensemble.shape();
-    let factor = shape
-        .height
-        .max(shape.width)
-        .div_ceil(PIXEL_MAP_SIDE)
-        .max(1);
-    let (h, w) = (shape.height.div_ceil(factor), shape.width.div_ceil(factor));
-    let dim = shape.channels * h * w;
-    let mut data = Array2::<f32>::zeros((members.len(), dim));
-    data.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .zip(members.par_iter())
-        .try_for_each_init(
-            || vec![0.0f32; shape.len()],
-            |values, (mut row, &member)| -> Result<(), String> {
-                if control.is_cancelled() {
-                    return Err("cancelled".into());
-                }
-                ensemble
-                    .source
-                    .read_f32(member, values)
-                    .map_err(|e| e.to_string())?;
-                pool_into(
-                    values,
-                    shape,
-                    factor,
-                    (h, w),
-                    row.as_slice_mut().unwrap_or(&mut []),
-                );
-                Ok(())
-            },
-        )?;
-    control.report("pixels", members.len(), members.len());
-    let components = PIXEL_MAP_COMPONENTS
-        .min(dim)
-        .min(members.len().saturating_sub(1));
-    if components < 2 {
-        return Err(format!("{} members are too few for a map", members.len()));
-    }
-    let pca = Pca::fit(data.view(), components, control).map_err(|e| e.to_string())?;
-    pca.transform(data.view()).map_err(|e| e.to_string())
-}
-
-/// Mean of each `factor`×`factor` block (partial blocks at the edges averaged over what
-/// exists), NaN treated as 0 so a bad pixel cannot poison the map.
-fn pool_into(
-    values: &[f32],
-    shape: crate::data::Shape,
-    factor: usize,
-    (h, w): (usize, usize),
-    out: &mut [f32],
-) {
-    let plane = shape.height * shape.width;
-    for c in 0..shape.channels {
-        for oy in 0..h {
-            for ox in 0..w {
-                let (mut sum, mut count) = (0.0f32, 0u32);
-                for y in oy * factor..((oy + 1) * factor).min(shape.height) {
-                    for x in ox * factor..((ox + 1) * factor).min(shape.width) {
-                        let v = values[c * plane + y * shape.width + x];
-                        sum += if v.is_finite() { v } else { 0.0 };
-                        count += 1;
-                    }
-                }
-                if let Some(slot) = out.get_mut(c * h * w + oy * w + ox) {
-                    *slot = sum / count.max(1) as f32;
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pooling_averages_blocks_and_partial_edges() {
-        let shape = crate::data::Shape {
-            channels: 1,
-            height: 3,
-            width: 3,
-        };
-        let values: Vec<f32> = (1..=9).map(|v| v as f32).collect();
-        let mut out = vec![0.0; 4];
-        pool_into(&values, shape, 2, (2, 2), &mut out);
-        assert_eq!(out, vec![3.0, 4.5, 7.5, 9.0]);
-    }
 
     #[test]
     fn live_metrics_need_two_classes_and_see_separation() {

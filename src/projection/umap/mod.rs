@@ -40,7 +40,7 @@ use crate::analysis::{AnalysisError, AnalysisResult};
 use crate::task::TaskControl;
 
 /// Up to this many rows the kNN is exact (and deterministic); above, NN-descent.
-pub const EXACT_KNN_MAX_ROWS: usize = 4096;
+pub const EXACT_KNN_MAX_ROWS: usize = super::knn::EXACT_MAX_ROWS;
 
 /// Learning rate of a warm update: small, so the map settles without being rebuilt.
 const WARM_LEARNING_RATE: f32 = 0.05;
@@ -274,12 +274,9 @@ fn nearest_neighbours(
     let is_cancelled = || control.is_cancelled();
     let progress = |done: usize, total: usize| control.report("knn", done, total);
     progress(0, 1);
-    let graph = if n_rows <= EXACT_KNN_MAX_ROWS {
-        search.exact(&is_cancelled, &progress)
-    } else {
-        search.nn_descent(start, &is_cancelled, &progress)
-    }
-    .map_err(|_| AnalysisError::Cancelled)?;
+    let graph = search
+        .auto(start, &is_cancelled, &progress)
+        .map_err(|_| AnalysisError::Cancelled)?;
     progress(1, 1);
     Ok(graph)
 }
