@@ -7,7 +7,7 @@
 # Wall times include opening the data, training, predicting every unlabelled member and
 # writing the label store.
 #
-#   bench/pseudo_label_targets.sh [--only mnist|channels|droplets] [--backend cpu|gpu|auto]
+#   bench/pseudo_label_targets.sh [--only mnist|mnist-scarce|channels|channels-scarce|droplets] [--backend cpu|gpu|auto]
 #                                 [--config FILE.toml] [--out DIR]
 #
 # Measured (default ClassifierConfig, CPU burn-flex, 2 shared cores at load 2–6, Nov 2026):
@@ -50,23 +50,47 @@ import json, sys
 name, path, start, end = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 r = json.load(open(path))
 fmt = lambda v: "-" if v is None else f"{v:.4f}"
-print(f"{name:9s} held-out {fmt(r['heldout_accuracy'])} ({r['heldout_members']} members)"
-      f"  eval {fmt(r.get('eval_accuracy'))}"
-      f"  pseudo-vs-truth {fmt(r.get('pseudo_label_truth_accuracy'))}"
+cv = " ".join(f"{k} {fmt(v)}" for k, v in r["cv_accuracy"].items())
+ev = " ".join(f"{k} {fmt(v)}" for k, v in r.get("eval_accuracy_by_labeller", {}).items())
+print(f"{name:14s} chosen {r['labeller']}  cv [{cv}] majority {fmt(r['majority_rate'])}"
+      f"  eval [{ev}]  pseudo-vs-truth {fmt(r.get('pseudo_label_truth_accuracy'))}"
       f"  pseudo {r['pseudo_labelled']} (≥{r['threshold']}: {r['above_threshold']})"
-      f"  epochs {r['epochs_run']} (best {r['best_epoch'] + 1})"
-      f"  train {r['train_secs']:.0f} s  wall {end - start:.0f} s")
+      f"  wall {end - start:.0f} s")
 PY
 }
 
-if [[ -z "$only" || "$only" == mnist ]]; then
-    run mnist --data "$mnist/train-images.idx3-ubyte.gz" \
-        --labels "$mnist/train-labels.idx1-ubyte.gz" --limit-labels 2500 \
+mnist_run() { # name, label count, seed, extra arguments
+    local name="$1" count="$2" seed="$3"; shift 3
+    run "$name" --data "$mnist/train-images.idx3-ubyte.gz" \
+        --labels "$mnist/train-labels.idx1-ubyte.gz" --limit-labels "$count" --seed "$seed" \
         --eval-data "$mnist/t10k-images.idx3-ubyte.gz" \
-        --eval-labels "$mnist/t10k-labels.idx1-ubyte.gz"
+        --eval-labels "$mnist/t10k-labels.idx1-ubyte.gz" "$@"
+}
+if [[ -z "$only" || "$only" == mnist ]]; then
+    mnist_run mnist 2500 0
+fi
+# Issue 17: both labellers side by side from few labels (raw-pixel features, or a run's
+# latents with SENSE_MNIST_RUN=RUN_DIR).
+if [[ -z "$only" || "$only" == mnist-scarce ]]; then
+    latents=()
+    [[ -n "${SENSE_MNIST_RUN:-}" ]] && latents=(--latents "$SENSE_MNIST_RUN")
+    for count in ${SENSE_LABEL_COUNTS:-100 250 1000 2500}; do
+        for seed in ${SENSE_SEEDS:-0 1 2}; do
+            mnist_run "mnist-$count-s$seed" "$count" "$seed" "${latents[@]}"
+        done
+    done
 fi
 if [[ -z "$only" || "$only" == channels ]]; then
     run channels --data sample:channels
+fi
+# Issue 17: 50 hand labels (SENSE_CHANNELS_RUN=RUN_DIR spreads over that run's latents).
+if [[ -z "$only" || "$only" == channels-scarce ]]; then
+    latents=()
+    [[ -n "${SENSE_CHANNELS_RUN:-}" ]] && latents=(--latents "$SENSE_CHANNELS_RUN")
+    for seed in ${SENSE_SEEDS:-0 1 2}; do
+        run "channels-50-s$seed" --data sample:channels --limit-labels 50 --seed "$seed" \
+            "${latents[@]}"
+    done
 fi
 # 5,760 training frames: 15 epochs keep the CPU run near half an hour.
 if [[ -z "$only" || "$only" == droplets ]]; then

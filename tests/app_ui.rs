@@ -55,6 +55,9 @@ fn session_with_epochs(dir: &Path, epochs: usize) -> Session {
     let mut session = Session::open_or_create(Some(&data), Some(dir.join("session"))).unwrap();
     session.file.dataset_labels = Some(labels);
     session.file.map_max_members = MEMBERS;
+    // Tests of spreading after each epoch turn it on themselves: elsewhere its writes would
+    // make the labelled counts move between epochs.
+    session.file.spreading_follows_map = false;
     let config = &mut session.file.train_config;
     config.backend = BackendChoice::Cpu;
     config.epochs = epochs;
@@ -317,11 +320,54 @@ fn map_tools_inspector_interpolation_and_pseudo_labeller() {
     step_until(&mut harness, "pseudo-labels", 4 * minute, |app| {
         app.probe().pseudo_labelled > 0 && !app.probe().busy
     });
-    assert_eq!(
-        harness.state().probe().pseudo_labelled,
-        MEMBERS - MEMBERS / 4
+    // Hand labels of a quarter of 400 channel maps: a labeller beats the majority class,
+    // and its pseudo-labels reach every other member.
+    let probe = harness.state().probe();
+    let (chosen, _) = probe.labeller_choice.clone().expect("a choice is reported");
+    assert_ne!(chosen, "none");
+    assert_eq!(probe.pseudo_labelled, MEMBERS - MEMBERS / 4);
+    let provenance = match chosen.as_str() {
+        "spreading" => "spreading:",
+        "classifier" => "classifier:effnetv2@",
+        _ => "combined:effnetv2+",
+    };
+    assert!(store_text(&session_dir).contains(provenance), "{chosen}");
+    // The Dataset panel shows the estimates.
+    harness.get_by_label_contains("Estimated by stratified 5-fold over");
+    assert!(
+        harness.state().errors().is_empty(),
+        "{:?}",
+        harness.state().errors()
     );
-    assert!(store_text(&session_dir).contains("classifier:effnetv2@"));
+}
+
+#[test]
+fn spreading_follows_the_map_after_each_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut session = session_with_epochs(tmp.path(), 2);
+    session.file.spreading_follows_map = true;
+    session.save().unwrap();
+    let session_dir = session.dir.clone();
+    let mut harness = harness(session);
+    let minute = Duration::from_secs(60);
+    step_until(&mut harness, "the raw-pixel map", 2 * minute, |app| {
+        app.is_ready() && app.map_points() > 0
+    });
+    assert_eq!(harness.state().probe().pseudo_labelled, 0);
+    harness.get_by_label("Start").click();
+    // An epoch's latents start spreading alone (no classifier): it chooses among the
+    // latents, pixel PCA and the spectrum, and writes its pseudo-labels.
+    step_until(
+        &mut harness,
+        "spreading's pseudo-labels",
+        3 * minute,
+        |app| app.probe().pseudo_labelled > 0,
+    );
+    let (chosen, features) = harness.state().probe().labeller_choice.unwrap();
+    assert_eq!(chosen, "spreading");
+    assert!(features.is_some());
+    let store = store_text(&session_dir);
+    assert!(store.contains(",spreading:"), "no spreading provenance");
     assert!(
         harness.state().errors().is_empty(),
         "{:?}",

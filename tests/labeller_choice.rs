@@ -7,7 +7,7 @@ use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sense::classify::{
-    ClassifierConfig, Estimation, InputSize, LabelledSet, Labeller, LabellerOptions,
+    ClassifierConfig, Estimation, FeatureSet, InputSize, LabelledSet, Labeller, LabellerOptions,
     SpreadingConfig, choose_and_label,
 };
 use sense::data::{ByteOrder, DType, Ensemble, RawArray, Shape};
@@ -53,6 +53,14 @@ fn blobs(classes: &[usize], spread: f32, seed: u64) -> Arc<Array2<f32>> {
     }))
 }
 
+fn set(rows: Arc<Array2<f32>>) -> FeatureSet {
+    FeatureSet {
+        name: "blobs",
+        rows,
+        start: None,
+    }
+}
+
 fn labelled(classes: &[usize], n_classes: usize, every: usize) -> LabelledSet {
     let members: Vec<usize> = (0..classes.len()).step_by(every).collect();
     LabelledSet {
@@ -79,8 +87,7 @@ fn spreading_is_chosen_where_the_features_separate_the_classes() {
     let outcome = choose_and_label(
         &ensemble(n, 3, 1),
         &labels,
-        Some(blobs(&classes, 1.0, 2)),
-        None,
+        &[set(blobs(&classes, 1.0, 2))],
         &spreading_only(),
         &TaskControl::new(),
         &mut |_| {},
@@ -125,8 +132,7 @@ fn nothing_is_written_when_no_labeller_beats_the_majority_class() {
     let outcome = choose_and_label(
         &ensemble(n, 2, 1),
         &labelled(&classes, 2, 5),
-        Some(noise),
-        None,
+        &[set(noise)],
         &spreading_only(),
         &TaskControl::new(),
         &mut |_| {},
@@ -147,8 +153,7 @@ fn calibrated_confidences_follow_the_estimated_accuracy() {
     let outcome = choose_and_label(
         &ensemble(n, 3, 1),
         &labelled(&classes, 3, 10),
-        Some(features),
-        None,
+        &[set(features)],
         &spreading_only(),
         &TaskControl::new(),
         &mut |_| {},
@@ -200,8 +205,7 @@ fn the_classifier_competes_by_k_fold_and_the_mean_is_scored_too() {
     let outcome = choose_and_label(
         &ensemble,
         &labelled(&classes, 3, 5),
-        Some(blobs(&classes, 1.0, 4)),
-        None,
+        &[set(blobs(&classes, 1.0, 4))],
         &options,
         &TaskControl::new(),
         &mut |step| {
@@ -238,11 +242,61 @@ fn the_classifier_competes_by_k_fold_and_the_mean_is_scored_too() {
     let stopped = choose_and_label(
         &ensemble,
         &labelled(&classes, 3, 5),
-        Some(blobs(&classes, 1.0, 4)),
-        None,
+        &[set(blobs(&classes, 1.0, 4))],
         &options,
         &cancelled,
         &mut |_| {},
     );
     assert!(stopped.is_err());
+}
+
+#[test]
+fn spreading_uses_the_feature_set_with_the_best_estimate() {
+    let n = 600;
+    let classes: Vec<usize> = (0..n).map(|i| i % 3).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let noise = Arc::new(Array2::from_shape_fn((n, 5), |_| rng.random::<f32>()));
+    let sets = [
+        FeatureSet {
+            name: "pixels",
+            rows: noise,
+            start: None,
+        },
+        FeatureSet {
+            name: "spectrum",
+            rows: blobs(&classes, 1.0, 2),
+            start: None,
+        },
+    ];
+    let outcome = choose_and_label(
+        &ensemble(n, 3, 1),
+        &labelled(&classes, 3, 20),
+        &sets,
+        &spreading_only(),
+        &TaskControl::new(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let choice = &outcome.choice;
+    assert_eq!(
+        choice.features.as_deref(),
+        Some("spectrum"),
+        "{}",
+        choice.reason
+    );
+    let names: Vec<&str> = choice
+        .feature_estimates
+        .iter()
+        .map(|e| e.features.as_str())
+        .collect();
+    assert_eq!(names, ["pixels", "spectrum"]);
+    assert!(choice.feature_estimates[1].accuracy > choice.feature_estimates[0].accuracy + 0.3);
+    assert_eq!(outcome.graphs.len(), 2);
+    assert!(
+        choice
+            .reason
+            .contains("spreading over the spectrum features"),
+        "{}",
+        choice.reason
+    );
 }

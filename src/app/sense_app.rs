@@ -18,6 +18,7 @@ use super::notifications::Notifications;
 use super::panels;
 use super::scatter::{ScatterBackend, ScatterPlot};
 use super::session::Session;
+use crate::classify::ClassifierConfig;
 use crate::data::{Ensemble, OpenOptions};
 use crate::labels::{LabelStore, Provenance};
 use crate::projection::{PreviousLayout, live_subsample};
@@ -65,6 +66,53 @@ pub(crate) struct Workspace {
     pub has_checkpoint: bool,
 }
 
+impl Workspace {
+    /// The pseudo-labeller, started on first use.
+    pub fn pseudo_labeller(&mut self, threshold: f32) -> std::io::Result<&mut PseudoLabeller> {
+        if self.pseudo.is_none() {
+            let config = ClassifierConfig {
+                confidence_threshold: threshold,
+                ..ClassifierConfig::default()
+            };
+            let labeller =
+                PseudoLabeller::start(self.ensemble.clone(), self.keeper.store(), config)?;
+            self.pseudo = Some(labeller);
+        }
+        Ok(self.pseudo.as_mut().expect("started above"))
+    }
+
+    /// Whether hand labels of at least two classes exist (spreading has something to do).
+    fn has_two_hand_labelled_classes(&self) -> bool {
+        let Some(labels) = &self.labels else {
+            return false;
+        };
+        let mut seen = None;
+        labels.manual.iter().flatten().any(|&class| match seen {
+            None => {
+                seen = Some(class);
+                false
+            }
+            Some(first) => first != class,
+        })
+    }
+
+    /// Latents of every member, in member order, when `latents` cover them all.
+    fn all_member_latents(&self, latents: &crate::train::Latents) -> Option<Arc<Array2<f32>>> {
+        if latents.members.len() != self.ensemble.len() {
+            return None;
+        }
+        let mut rows = Array2::<f32>::zeros((latents.members.len(), latents.dim));
+        for (row, &member) in latents.members.iter().enumerate() {
+            let values = latents
+                .values
+                .get(row * latents.dim..(row + 1) * latents.dim)?;
+            rows.row_mut(member)
+                .assign(&ndarray::ArrayView1::from(values));
+        }
+        Some(Arc::new(rows))
+    }
+}
+
 /// The tabs of the bottom panel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum BottomTab {
@@ -84,6 +132,9 @@ pub struct AppProbe {
     pub reconstructed: usize,
     pub interpolation_frames: usize,
     pub pseudo_labelled: usize,
+    /// The pseudo-labeller's last choice (`spreading`, `classifier`, `combined`, or `none`)
+    /// and the features spreading used.
+    pub labeller_choice: Option<(String, Option<String>)>,
     /// Training members that carried a label in the latest epoch.
     pub labelled_in_last_epoch: Option<usize>,
     /// A toolbar, inspector, interpolation or pseudo-labeller job is running.
@@ -239,6 +290,10 @@ impl SenseApp {
                 .labels
                 .as_ref()
                 .map_or(0, |l| l.pseudo.iter().flatten().count()),
+            labeller_choice: ws.pseudo.as_ref().and_then(|p| p.choice.as_ref()).map(|c| {
+                let name = c.chosen.map_or("none", |l| l.name());
+                (name.to_string(), c.features.clone())
+            }),
             labelled_in_last_epoch: ws
                 .training
                 .as_ref()
@@ -272,6 +327,17 @@ impl SenseApp {
         while let Some(event) = ws.keeper.try_recv() {
             match event {
                 LabelEvent::Changed(view) => {
+                    // Only hand labels steer spreading: its own writes must not rerun it.
+                    let relabelled = ws
+                        .labels
+                        .as_ref()
+                        .is_some_and(|old| old.manual != view.manual);
+                    if relabelled
+                        && self.session.file.spreading_follows_map
+                        && let Some(labeller) = ws.pseudo.as_mut()
+                    {
+                        labeller.spread();
+                    }
                     if let Some(run) = &ws.training
                         && run.state.is_active()
                         && ws
@@ -294,6 +360,18 @@ impl SenseApp {
         for update in updates {
             match update {
                 TrainingUpdate::Latents(latents) => {
+                    if self.session.file.spreading_follows_map
+                        && ws.has_two_hand_labelled_classes()
+                        && let Some(rows) = ws.all_member_latents(&latents)
+                    {
+                        match ws.pseudo_labeller(self.session.file.pseudo_threshold) {
+                            Ok(labeller) => {
+                                labeller.set_features(rows);
+                                labeller.spread();
+                            }
+                            Err(e) => self.notifications.error(format!("Pseudo-labeller: {e}")),
+                        }
+                    }
                     request_latent_map(ws, &self.session, latents);
                 }
                 TrainingUpdate::Notice { text, error: true } => self.notifications.error(text),

@@ -33,6 +33,9 @@ pub struct SessionFile {
     pub map_max_members: usize,
     /// Pseudo-labels at or above this confidence count as labels for training and metrics.
     pub pseudo_threshold: f32,
+    /// Rerun label spreading over every epoch's latents and after every relabel (while
+    /// spreading is the trusted labeller), so the pseudo-labels follow the map.
+    pub spreading_follows_map: bool,
 }
 
 impl Default for SessionFile {
@@ -44,6 +47,7 @@ impl Default for SessionFile {
             train_config: TrainConfig::default(),
             map_max_members: 10_000,
             pseudo_threshold: 0.9,
+            spreading_follows_map: true,
         }
     }
 }

@@ -20,7 +20,7 @@ use super::error::{ClassifyError, ClassifyResult};
 use super::labelled::LabelledSet;
 use super::predict::{Prediction, TrainedClassifier};
 use super::pseudo::{new_run_id, run_id_now};
-use super::spreading::{SpreadingConfig, spread_labels, stratified_folds};
+use super::spreading::{SpreadingConfig, cross_validate, spread_labels, stratified_folds};
 use super::train::{EpochProgress, train};
 use crate::data::{Ensemble, Split, SplitFractions};
 use crate::labels::Provenance;
@@ -121,6 +121,11 @@ pub struct Choice {
     pub estimates: Vec<Estimate>,
     /// `None`: no labeller beat the majority rate, so no pseudo-labels.
     pub chosen: Option<Labeller>,
+    /// The features spreading used (the best by its own k-fold estimate when several
+    /// were given).
+    pub features: Option<String>,
+    /// Spreading's k-fold estimate over each feature set, when there were several.
+    pub feature_estimates: Vec<FeatureEstimate>,
     /// Why, in a sentence for the user.
     pub reason: String,
 }
@@ -144,6 +149,24 @@ pub struct LabellerOptions<'a> {
     /// Keep the losing labeller's final model too (to compare both on other data).
     pub keep_both: bool,
     pub seed: u64,
+}
+
+/// Features of every member that spreading may use, one row per member.
+#[derive(Clone)]
+pub struct FeatureSet {
+    /// `latent`, `pixels`, `spectrum`: names the features in the provenance.
+    pub name: &'static str,
+    pub rows: Arc<Array2<f32>>,
+    /// A kNN graph of these or earlier rows (e.g. the previous epoch's latents) to start
+    /// NN-descent from.
+    pub start: Option<Arc<KnnGraph>>,
+}
+
+/// Spreading's estimated accuracy over one feature set.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeatureEstimate {
+    pub features: String,
+    pub accuracy: f64,
 }
 
 /// What a step of [`choose_and_label`] is doing, for progress displays.
@@ -199,16 +222,17 @@ pub struct LabellerOutcome {
     /// Trained on every hand label, when the classifier was chosen, combined or kept.
     pub classifier: Option<TrainedClassifier>,
     pub spreading: Option<SpreadingModel>,
+    /// The kNN graph built for each feature set, to warm-start the next run.
+    pub graphs: Vec<(&'static str, Arc<KnnGraph>)>,
 }
 
 /// Estimates the competing labellers on `labelled`, chooses, and labels every other member
-/// of `ensemble` with the choice. `features` (one row per member) are what spreading's kNN
-/// graph is built on; `previous_graph` (of the same rows) warm-starts it.
+/// of `ensemble` with the choice. Spreading runs over the best of `features` by its own
+/// stratified k-fold estimate (the first on a tie).
 pub fn choose_and_label(
     ensemble: &Ensemble,
     labelled: &LabelledSet,
-    features: Option<Arc<Array2<f32>>>,
-    previous_graph: Option<&KnnGraph>,
+    features: &[FeatureSet],
     options: &LabellerOptions<'_>,
     control: &TaskControl,
     observe: &mut dyn FnMut(LabellerStep<'_>),
@@ -219,30 +243,59 @@ pub fn choose_and_label(
     for (&member, &class) in labelled.members.iter().zip(&labelled.targets) {
         labels[member] = Some(class as usize);
     }
-    let spreading = match (options.spreading, features) {
-        (Some(config), Some(features)) => {
-            if features.nrows() != n || n <= SPREADING_NEIGHBOURS {
-                return Err(ClassifyError::Invalid(format!(
-                    "{}: {} feature rows for {n} members (spreading needs one per member and \
-                     more than {SPREADING_NEIGHBOURS} members)",
-                    ensemble.origin(),
-                    features.nrows()
-                )));
-            }
-            observe(LabellerStep::Stage("kNN graph"));
-            let graph = search(&features, SPREADING_NEIGHBOURS)?.auto(
-                previous_graph,
-                &|| control.is_cancelled(),
-                &|done, total| control.report("kNN graph", done, total),
-            )?;
-            Some((config, Arc::new(graph), features))
-        }
-        (Some(_), None) => {
+    let mut graphs = Vec::new();
+    let mut feature_estimates = Vec::new();
+    let spreading = match options.spreading {
+        Some(_) if features.is_empty() => {
             return Err(ClassifyError::Invalid(
                 "label spreading needs features of the members".into(),
             ));
         }
-        (None, _) => None,
+        Some(config) => {
+            let mut best: Option<(f64, usize)> = None;
+            for (index, set) in features.iter().enumerate() {
+                if set.rows.nrows() != n || n <= SPREADING_NEIGHBOURS {
+                    return Err(ClassifyError::Invalid(format!(
+                        "{}: {} rows of {} features for {n} members (spreading needs one per \
+                         member and more than {SPREADING_NEIGHBOURS} members)",
+                        ensemble.origin(),
+                        set.rows.nrows(),
+                        set.name
+                    )));
+                }
+                observe(LabellerStep::Stage(&format!(
+                    "kNN graph of the {} features",
+                    set.name
+                )));
+                let graph = Arc::new(search(&set.rows, SPREADING_NEIGHBOURS)?.auto(
+                    set.start.as_deref(),
+                    &|| control.is_cancelled(),
+                    &|done, total| control.report("kNN graph", done, total),
+                )?);
+                graphs.push((set.name, graph.clone()));
+                if features.len() > 1 {
+                    let estimate = cross_validate(
+                        &graph,
+                        &labels,
+                        n_classes,
+                        &config,
+                        CV_FOLDS,
+                        options.seed,
+                        control,
+                    )?;
+                    feature_estimates.push(FeatureEstimate {
+                        features: set.name.to_string(),
+                        accuracy: estimate.accuracy,
+                    });
+                    if best.is_none_or(|(accuracy, _)| estimate.accuracy > accuracy) {
+                        best = Some((estimate.accuracy, index));
+                    }
+                }
+            }
+            let chosen = best.map_or(0, |(_, index)| index);
+            Some((config, graphs[chosen].1.clone(), features[chosen].clone()))
+        }
+        None => None,
     };
     let classifier = options.classifier;
     let holdout = classifier.filter(|_| labelled.len() > KFOLD_MAX_LABELS);
@@ -265,7 +318,7 @@ pub fn choose_and_label(
             .map_err(|e| ClassifyError::Invalid(format!("{}: {e}", ensemble.origin())))?;
             let heldout: Vec<usize> = split.val.clone();
             if let Some((config, graph, _)) = &spreading {
-                observe(LabellerStep::Stage("spreading (hold-out)"));
+                observe(LabellerStep::Stage("spreading, hold-out"));
                 scores.spread(graph, &labels, &heldout, config, control)?;
             }
             observe(LabellerStep::Stage("classifier"));
@@ -310,18 +363,32 @@ pub fn choose_and_label(
         }
     };
     let mut choice = scores.choose(estimation, classifier_note.as_deref());
+    choice.features = spreading.as_ref().map(|(_, _, set)| set.name.to_string());
+    if let Some(features) = &choice.features {
+        let listed: Vec<String> = feature_estimates
+            .iter()
+            .map(|e| format!("{} {:.3}", e.features, e.accuracy))
+            .collect();
+        choice
+            .reason
+            .push_str(&format!("; spreading over the {features} features"));
+        if !listed.is_empty() {
+            choice.reason.push_str(&format!(" ({})", listed.join(", ")));
+        }
+    }
+    choice.feature_estimates = feature_estimates;
 
     let wants = |l: Labeller| {
         choice.chosen == Some(l) || choice.chosen == Some(Labeller::Combined) || options.keep_both
     };
     let spreading_model = match &spreading {
-        Some((config, graph, features)) if wants(Labeller::Spreading) => {
+        Some((config, graph, set)) if wants(Labeller::Spreading) => {
             observe(LabellerStep::Stage("spreading"));
             let spread = spread_labels(graph, &labels, n_classes, config, control)?;
             Some(SpreadingModel {
                 graph: graph.clone(),
                 distributions: spread.distributions,
-                features: features.clone(),
+                features: set.rows.clone(),
             })
         }
         _ => None,
@@ -391,6 +458,7 @@ pub fn choose_and_label(
         predictions,
         classifier: final_classifier,
         spreading: spreading_model,
+        graphs,
     })
 }
 
@@ -681,6 +749,8 @@ impl<'a> Scores<'a> {
             chosen: winner.filter(|w| w.accuracy > required).map(|w| w.labeller),
             estimates,
             reason,
+            features: None,
+            feature_estimates: Vec::new(),
         }
     }
 }

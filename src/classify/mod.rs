@@ -41,12 +41,15 @@ mod train;
 mod worker;
 
 pub use choice::{
-    CV_FOLDS, Choice, Estimate, Estimation, KFOLD_MAX_LABELS, Labeller, LabellerOptions,
-    LabellerOutcome, LabellerStep, SPREADING_NEIGHBOURS, SpreadingModel, choose_and_label,
+    CV_FOLDS, Choice, Estimate, Estimation, FeatureEstimate, FeatureSet, KFOLD_MAX_LABELS,
+    Labeller, LabellerOptions, LabellerOutcome, LabellerStep, SPREADING_NEIGHBOURS, SpreadingModel,
+    choose_and_label,
 };
 pub use config::{ClassifierConfig, ClassifierConfigError, InputSize};
 pub use error::{ClassifyError, ClassifyResult};
-pub use features::{PIXEL_FEATURE_COMPONENTS, PIXEL_FEATURE_SIDE_PX, PixelFeatures};
+pub use features::{
+    PIXEL_FEATURE_COMPONENTS, PIXEL_FEATURE_SIDE_PX, PixelFeatures, SpectrumFeatures,
+};
 pub use input::{CachedSource, working_source};
 pub use labelled::LabelledSet;
 pub use metrics::{ClassScore, ConfusionMatrix, HeldoutReport};

@@ -1,7 +1,11 @@
-//! The classifier thread: [`Classifier::spawn`] starts it next to an ensemble and its label
-//! store; [`ClassifierHandle::train`] (re)trains on the store's current manual labels and
-//! writes pseudo-labels, [`ClassifierHandle::stop`] cancels. Sending never blocks, and
-//! events arrive on an unbounded channel (a few per epoch).
+//! The pseudo-labeller thread: [`Classifier::spawn`] starts it next to an ensemble and its
+//! label store. [`ClassifierHandle::train`] estimates label spreading and the classifier on
+//! the store's current manual labels, chooses ([`choose_and_label`]) and writes the chosen
+//! labeller's pseudo-labels; [`ClassifierHandle::spread`] reruns spreading alone (a second
+//! or two) over the newest features [`ClassifierHandle::set_features`] gave it — the latents
+//! of the latest epoch — so the pseudo-labels follow the map after each epoch and relabel.
+//! [`ClassifierHandle::stop`] cancels. Sending never blocks, and events arrive on an
+//! unbounded channel (a few per epoch).
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -9,21 +13,28 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use ndarray::Array2;
+
+use super::choice::{
+    Choice, FeatureSet, Labeller, LabellerOptions, LabellerStep, choose_and_label,
+};
 use super::config::ClassifierConfig;
-use super::error::ClassifyError;
+use super::error::{ClassifyError, ClassifyResult};
+use super::features::{PixelFeatures, SpectrumFeatures};
 use super::labelled::LabelledSet;
 use super::metrics::HeldoutReport;
-use super::pipeline::train_and_predict;
-use super::pseudo::{PseudoLabelSummary, new_run_id, write_pseudo_labels};
+use super::pseudo::{PseudoLabelSummary, new_run_id, summarise, write_pseudo_labels};
+use super::spreading::SpreadingConfig;
 use super::train::EpochProgress;
 use crate::data::Ensemble;
 use crate::labels::{LabelStore, Provenance};
+use crate::projection::KnnGraph;
 use crate::task::TaskControl;
 use crate::train::backend::panic_message;
 use crate::train::{SelectedBackend, select_backend};
 
 /// What the classifier thread reports. Every run ends with exactly one of
-/// `PseudoLabelsWritten`, `Stopped` or `Error`.
+/// `PseudoLabelsWritten`, `Stopped`, `Skipped` or `Error`.
 #[derive(Debug, Clone)]
 pub enum ClassifierEvent {
     /// The backend in use (once, before the first run).
@@ -45,11 +56,26 @@ pub enum ClassifierEvent {
         run_id: String,
         report: HeldoutReport,
     },
+    /// What a run is doing now (kNN graph, a cross-validation fold, …).
+    Stage {
+        run_id: String,
+        stage: String,
+    },
+    /// The estimates and the choice; the pseudo-labels (none if nothing was chosen) are
+    /// written next.
+    Chosen {
+        run_id: String,
+        choice: Choice,
+    },
     PseudoLabelsWritten {
         run_id: String,
         summary: PseudoLabelSummary,
     },
     Stopped {
+        run_id: String,
+    },
+    /// A spreading rerun that did not run: the last full run trusted another labeller.
+    Skipped {
         run_id: String,
     },
     Error {
@@ -63,15 +89,29 @@ impl ClassifierEvent {
     pub fn ends_run(&self) -> bool {
         matches!(
             self,
-            Self::PseudoLabelsWritten { .. } | Self::Stopped { .. } | Self::Error { .. }
+            Self::PseudoLabelsWritten { .. }
+                | Self::Stopped { .. }
+                | Self::Skipped { .. }
+                | Self::Error { .. }
         )
     }
 }
 
 enum Command {
+    /// Estimate both labellers, choose, write.
     Train {
         run_id: String,
         control: TaskControl,
+    },
+    /// Spreading alone over the newest features, if spreading is what the store trusts.
+    Spread {
+        run_id: String,
+        control: TaskControl,
+    },
+    /// Features of every member for spreading (`name`: `latent`, `pixels`).
+    Features {
+        rows: Arc<Array2<f32>>,
+        name: &'static str,
     },
 }
 
@@ -93,6 +133,10 @@ impl Classifier {
             store,
             config,
             backend: None,
+            given: None,
+            own: Vec::new(),
+            graphs: Vec::new(),
+            trusted: None,
             events: events_tx,
         };
         let thread = std::thread::Builder::new()
@@ -120,16 +164,31 @@ impl ClassifierHandle {
     /// Starts a run on the store's manual labels now, cancelling a run in progress (call it
     /// whenever manual labels change). Returns the new run's id.
     pub fn train(&self) -> String {
+        self.start(|run_id, control| Command::Train { run_id, control })
+    }
+
+    /// Reruns label spreading alone over the newest features (after an epoch or a relabel),
+    /// cancelling a run in progress. It writes only while spreading is the trusted
+    /// labeller: before any full run, or when the last one chose spreading.
+    pub fn spread(&self) -> String {
+        self.start(|run_id, control| Command::Spread { run_id, control })
+    }
+
+    /// Features of every member (one row each) for the next runs, e.g. an epoch's latents.
+    pub fn set_features(&self, rows: Arc<Array2<f32>>, name: &'static str) {
+        if let Some(commands) = &self.commands {
+            let _ = commands.send(Command::Features { rows, name });
+        }
+    }
+
+    fn start(&self, command: impl FnOnce(String, TaskControl) -> Command) -> String {
         let run_id = new_run_id();
         let control = TaskControl::new();
         let previous = std::mem::replace(&mut *self.current_control(), control.clone());
         previous.cancel();
         if let Some(commands) = &self.commands {
             // The thread only ends when this handle drops; a send cannot fail before.
-            let _ = commands.send(Command::Train {
-                run_id: run_id.clone(),
-                control,
-            });
+            let _ = commands.send(command(run_id.clone(), control));
         }
         run_id
     }
@@ -171,24 +230,49 @@ struct Worker {
     store: Arc<Mutex<LabelStore>>,
     config: ClassifierConfig,
     backend: Option<SelectedBackend>,
+    /// The newest features given (an epoch's latents), by name.
+    given: Option<(Arc<Array2<f32>>, &'static str)>,
+    /// Pixel PCA and spectrum features, computed on first need.
+    own: Vec<(Arc<Array2<f32>>, &'static str)>,
+    /// The last kNN graph of each feature set, to warm-start the next.
+    graphs: Vec<(&'static str, Arc<KnnGraph>)>,
+    /// What the last full run chose (`None` before one: spreading may write).
+    trusted: Option<Option<Labeller>>,
     events: Sender<ClassifierEvent>,
 }
 
 impl Worker {
     fn run(mut self, commands: Receiver<Command>) {
-        while let Ok(Command::Train { run_id, control }) = commands.recv() {
+        while let Ok(command) = commands.recv() {
+            let (run_id, control, spreading_only) = match command {
+                Command::Features { rows, name } => {
+                    if rows.nrows() == self.ensemble.len() {
+                        self.given = Some((rows, name));
+                    }
+                    continue;
+                }
+                Command::Train { run_id, control } => (run_id, control, false),
+                Command::Spread { run_id, control } => (run_id, control, true),
+            };
+            let trusts_spreading = matches!(self.trusted, None | Some(Some(Labeller::Spreading)));
+            if spreading_only && !trusts_spreading {
+                self.send(ClassifierEvent::Skipped { run_id });
+                continue;
+            }
             if control.is_cancelled() {
                 // Superseded before it started: a newer run is queued.
                 self.send(ClassifierEvent::Stopped { run_id });
                 continue;
             }
-            let outcome = catch_unwind(AssertUnwindSafe(|| self.run_once(&run_id, &control)))
-                .unwrap_or_else(|panic| {
-                    Err(ClassifyError::Failed(format!(
-                        "internal error: {}",
-                        panic_message(&*panic)
-                    )))
-                });
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                self.run_once(&run_id, &control, spreading_only)
+            }))
+            .unwrap_or_else(|panic| {
+                Err(ClassifyError::Failed(format!(
+                    "internal error: {}",
+                    panic_message(&*panic)
+                )))
+            });
             let event = match outcome {
                 Ok(summary) => ClassifierEvent::PseudoLabelsWritten { run_id, summary },
                 Err(ClassifyError::Cancelled) => ClassifierEvent::Stopped { run_id },
@@ -214,26 +298,57 @@ impl Worker {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn backend(&mut self) -> SelectedBackend {
+        if let Some(backend) = &self.backend {
+            return backend.clone();
+        }
+        let backend = select_backend(self.config.backend);
+        self.send(ClassifierEvent::Backend {
+            name: backend.name.clone(),
+            fallback_reason: backend.fallback_reason.clone(),
+        });
+        self.backend = Some(backend.clone());
+        backend
+    }
+
+    /// The feature sets spreading chooses from: the given latents first, then pixel PCA
+    /// and the spectrum, each with its last graph to start from.
+    fn feature_sets(&mut self, control: &TaskControl) -> ClassifyResult<Vec<FeatureSet>> {
+        if self.own.is_empty() {
+            let members: Vec<usize> = (0..self.ensemble.len()).collect();
+            let (_, pixels) = PixelFeatures::fit_transform(&self.ensemble, &members, control)?;
+            let (_, spectrum) = SpectrumFeatures::fit_transform(&self.ensemble, &members, control)?;
+            self.own = vec![
+                (Arc::new(pixels), "pixels"),
+                (Arc::new(spectrum), "spectrum"),
+            ];
+        }
+        Ok(self
+            .given
+            .iter()
+            .chain(&self.own)
+            .map(|(rows, name)| FeatureSet {
+                name,
+                rows: rows.clone(),
+                start: self
+                    .graphs
+                    .iter()
+                    .find(|(n, g)| n == name && g.n_rows() == rows.nrows())
+                    .map(|(_, g)| g.clone()),
+            })
+            .collect())
+    }
+
     fn run_once(
         &mut self,
         run_id: &str,
         control: &TaskControl,
+        spreading_only: bool,
     ) -> Result<PseudoLabelSummary, ClassifyError> {
-        let backend = match &self.backend {
-            Some(backend) => backend.clone(),
-            None => {
-                let backend = select_backend(self.config.backend);
-                self.send(ClassifierEvent::Backend {
-                    name: backend.name.clone(),
-                    fallback_reason: backend.fallback_reason.clone(),
-                });
-                self.backend = Some(backend.clone());
-                backend
-            }
-        };
+        let backend = self.backend();
         let labelled = {
             let store = self.store();
-            // NaN admits no pseudo-label: the classifier learns from hand labels only.
+            // NaN admits no pseudo-label: the labellers learn from hand labels only.
             let snapshot = store.snapshot(f32::NAN);
             LabelledSet::from_snapshot(&snapshot, &self.ensemble, store.path())?
         };
@@ -242,34 +357,70 @@ impl Worker {
             labelled_members: labelled.len(),
             classes: labelled.classes.len(),
         });
-        let events = self.events.clone();
-        let mut on_epoch = |progress: &EpochProgress| {
-            let _ = events.send(ClassifierEvent::Epoch {
-                run_id: run_id.to_string(),
-                progress: progress.clone(),
-            });
+        let stage = |stage: &str| ClassifierEvent::Stage {
+            run_id: run_id.to_string(),
+            stage: stage.to_string(),
         };
-        let outcome = train_and_predict(
+        self.send(stage("features"));
+        let features = self.feature_sets(control)?;
+        let events = self.events.clone();
+        let mut observe = |step: LabellerStep<'_>| {
+            let event = match step {
+                LabellerStep::Stage(s) => stage(s),
+                LabellerStep::Epoch(progress) => ClassifierEvent::Epoch {
+                    run_id: run_id.to_string(),
+                    progress: progress.clone(),
+                },
+            };
+            let _ = events.send(event);
+        };
+        let options = LabellerOptions {
+            spreading: Some(SpreadingConfig::default()),
+            classifier: (!spreading_only).then_some((&self.config, &backend)),
+            keep_both: false,
+            seed: self.config.seed,
+        };
+        let outcome = choose_and_label(
             &self.ensemble,
             &labelled,
-            &self.config,
-            &backend,
-            run_id,
+            &features,
+            &options,
             control,
-            &mut on_epoch,
+            &mut observe,
         )?;
-        self.send(ClassifierEvent::Trained {
+        if let Some(classifier) = &outcome.classifier {
+            self.send(ClassifierEvent::Trained {
+                run_id: run_id.to_string(),
+                report: classifier.report().clone(),
+            });
+        }
+        self.graphs = outcome.graphs.clone();
+        self.send(ClassifierEvent::Chosen {
             run_id: run_id.to_string(),
-            report: outcome.classifier.report().clone(),
+            choice: outcome.choice.clone(),
         });
+        if !spreading_only {
+            self.trusted = Some(outcome.choice.chosen);
+        }
         control.check()?;
+        let (written_id, provenance) = match outcome.choice.chosen {
+            Some(labeller) => {
+                labeller.provenance(outcome.choice.features.as_deref().unwrap_or("none"))
+            }
+            None => (String::new(), Provenance::classifier("none")),
+        };
         write_pseudo_labels(
             &mut self.store(),
             &self.ensemble,
-            outcome.classifier.classes(),
+            &outcome.classes,
             &outcome.predictions,
-            Provenance::classifier(run_id),
+            provenance,
         )?;
-        Ok(outcome.summary)
+        Ok(summarise(
+            &written_id,
+            &outcome.classes,
+            &outcome.predictions,
+            self.config.confidence_threshold,
+        ))
     }
 }

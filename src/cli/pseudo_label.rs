@@ -13,9 +13,9 @@ use std::time::Instant;
 
 use super::say;
 use crate::classify::{
-    ClassifierConfig, ConfusionMatrix, LabelledSet, Labeller, LabellerOptions, LabellerOutcome,
-    LabellerStep, PixelFeatures, PseudoLabelSummary, SpreadingConfig, choose_and_label, summarise,
-    write_pseudo_labels,
+    ClassifierConfig, ConfusionMatrix, FeatureSet, LabelledSet, Labeller, LabellerOptions,
+    LabellerOutcome, LabellerStep, PixelFeatures, PseudoLabelSummary, SpectrumFeatures,
+    SpreadingConfig, choose_and_label, summarise, write_pseudo_labels,
 };
 use crate::data::{ClassLabels, Ensemble, NanPolicy, OpenOptions};
 use crate::error::DataError;
@@ -78,8 +78,9 @@ pub struct PseudoLabelArgs {
     /// Which labellers compete (each is still estimated, and must beat the majority class).
     #[arg(long, value_enum, default_value_t = LabellerChoice::Auto)]
     pub labeller: LabellerChoice,
-    /// Spread labels over the latents of this training run (its best model encodes every
-    /// member); default: raw-pixel features (members pooled to ≤ 32 px, PCA-50).
+    /// Also offer spreading the latents of this training run (its best model encodes every
+    /// member). Spreading always has raw-pixel PCA-50 and the binned power spectrum to
+    /// choose from; it uses the set with the best stratified k-fold estimate.
     #[arg(long, value_name = "RUN_DIR")]
     pub latents: Option<PathBuf>,
     /// No progress bar (for logs).
@@ -147,14 +148,13 @@ pub fn run(args: PseudoLabelArgs) -> anyhow::Result<()> {
     let outcome = choose_and_label(
         &ensemble,
         &labelled,
-        features.as_ref().map(|f| f.rows.clone()),
-        None,
+        features.as_ref().map_or(&[][..], |f| &f.sets[..]),
         &options,
         &control,
         &mut observe,
     )?;
     bar.finish_and_clear();
-    let features_name = features.as_ref().map_or("pixels", |f| f.name());
+    let features_name = outcome.choice.features.as_deref().unwrap_or("none");
     let (run_id, provenance) = match outcome.choice.chosen {
         Some(labeller) => labeller.provenance(features_name),
         None => (String::new(), Provenance::classifier("none")),
@@ -200,18 +200,20 @@ pub fn run(args: PseudoLabelArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What spreading's graph is built on, and how to compute it for other data.
+/// The feature sets spreading chooses from, and how to compute each for other data.
 struct Features {
-    rows: Arc<Array2<f32>>,
-    kind: FeatureKind,
+    sets: Vec<FeatureSet>,
+    kinds: Vec<FeatureKind>,
 }
 
 enum FeatureKind {
     Pixels(PixelFeatures),
+    Spectrum(SpectrumFeatures),
     Latents(Box<TrainedModel>),
 }
 
 impl Features {
+    /// A run's latents when given, then pixel PCA and the binned spectrum.
     fn of(
         args: &PseudoLabelArgs,
         ensemble: &Ensemble,
@@ -219,44 +221,51 @@ impl Features {
         control: &TaskControl,
     ) -> anyhow::Result<Self> {
         let members: Vec<usize> = (0..ensemble.len()).collect();
-        Ok(match &args.latents {
-            None => {
-                eprintln!("features: raw pixels, PCA-50");
-                let (pixels, rows) = PixelFeatures::fit_transform(ensemble, &members, control)?;
-                Self {
-                    rows: Arc::new(rows),
-                    kind: FeatureKind::Pixels(pixels),
-                }
-            }
-            Some(run) => {
-                let model =
-                    TrainedModel::load(run, ensemble.shape(), CheckpointChoice::Best, backend)?;
-                eprintln!(
-                    "features: latents of {} (dim {})",
-                    run.display(),
-                    model.latent_dim()
-                );
-                let rows = encode(&model, ensemble, &members)?;
-                Self {
-                    rows: Arc::new(rows),
-                    kind: FeatureKind::Latents(Box::new(model)),
-                }
-            }
-        })
-    }
-
-    fn name(&self) -> &'static str {
-        match self.kind {
-            FeatureKind::Pixels(_) => "pixels",
-            FeatureKind::Latents(_) => "latent",
+        let mut features = Self {
+            sets: Vec::new(),
+            kinds: Vec::new(),
+        };
+        let mut add = |name, rows, kind| {
+            features.sets.push(FeatureSet {
+                name,
+                rows: Arc::new(rows),
+                start: None,
+            });
+            features.kinds.push(kind);
+        };
+        if let Some(run) = &args.latents {
+            let model = TrainedModel::load(run, ensemble.shape(), CheckpointChoice::Best, backend)?;
+            eprintln!(
+                "features: latents of {} (dim {})",
+                run.display(),
+                model.latent_dim()
+            );
+            let rows = encode(&model, ensemble, &members)?;
+            add("latent", rows, FeatureKind::Latents(Box::new(model)));
         }
+        let (pixels, rows) = PixelFeatures::fit_transform(ensemble, &members, control)?;
+        add("pixels", rows, FeatureKind::Pixels(pixels));
+        let (spectrum, rows) = SpectrumFeatures::fit_transform(ensemble, &members, control)?;
+        add("spectrum", rows, FeatureKind::Spectrum(spectrum));
+        Ok(features)
     }
 
-    /// The same features of another dataset's members.
-    fn of_other(&self, ensemble: &Ensemble, control: &TaskControl) -> anyhow::Result<Array2<f32>> {
+    /// The features named `name` of another dataset's members.
+    fn of_other(
+        &self,
+        name: &str,
+        ensemble: &Ensemble,
+        control: &TaskControl,
+    ) -> anyhow::Result<Array2<f32>> {
         let members: Vec<usize> = (0..ensemble.len()).collect();
-        Ok(match &self.kind {
+        let index = self
+            .sets
+            .iter()
+            .position(|s| s.name == name)
+            .context("no such features")?;
+        Ok(match &self.kinds[index] {
             FeatureKind::Pixels(pixels) => pixels.transform(ensemble, &members, control)?,
+            FeatureKind::Spectrum(spectrum) => spectrum.transform(ensemble, &members, control)?,
             FeatureKind::Latents(model) => encode(model, ensemble, &members)?,
         })
     }
@@ -410,9 +419,9 @@ fn evaluate(
         .enumerate()
         .filter_map(|(m, c)| c.map(|c| (m, map[c as usize])))
         .unzip();
-    let spreading = match (&outcome.spreading, features) {
-        (Some(model), Some(features)) => {
-            let rows = features.of_other(&ensemble, control)?;
+    let spreading = match (&outcome.spreading, features, &outcome.choice.features) {
+        (Some(model), Some(features), Some(name)) => {
+            let rows = features.of_other(name, &ensemble, control)?;
             let all = model.distributions_of(rows.view(), control)?;
             Some(Array2::from_shape_fn(
                 (members.len(), known.len()),
@@ -543,6 +552,11 @@ impl Report<'_> {
             "majority_rate": choice.majority_rate,
             "reason": choice.reason,
             "features": self.features,
+            "feature_cv_accuracy": choice
+                .feature_estimates
+                .iter()
+                .map(|e| (e.features.clone(), json!(e.accuracy)))
+                .collect::<serde_json::Map<String, serde_json::Value>>(),
             "per_class": per_class,
             "pseudo_labelled": summary.pseudo_labelled,
             "above_threshold": summary.above_threshold,
@@ -607,6 +621,9 @@ impl Report<'_> {
             println!("  {:<10}  {:.4}{mark}", e.labeller.name(), e.accuracy);
         }
         println!("  {:<10}  {:.4}", "majority", choice.majority_rate);
+        for e in &choice.feature_estimates {
+            println!("  spreading over {:<9} {:.4}", e.features, e.accuracy);
+        }
         println!("{}", choice.reason);
         if let Some(classifier) = &self.outcome.classifier {
             let report = classifier.report();

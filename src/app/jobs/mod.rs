@@ -5,9 +5,10 @@ pub mod background;
 pub mod projection;
 pub mod training;
 
-use crate::classify::{Classifier, ClassifierConfig, ClassifierEvent, ClassifierHandle};
+use crate::classify::{Choice, Classifier, ClassifierConfig, ClassifierEvent, ClassifierHandle};
 use crate::data::Ensemble;
 use crate::labels::LabelStore;
+use ndarray::Array2;
 use std::sync::{Arc, Mutex};
 
 /// The pseudo-labeller as the dataset panel shows it.
@@ -17,6 +18,10 @@ pub struct PseudoLabeller {
     /// "epoch 12/40 · held-out 0.97" while training, the last result after.
     pub status: String,
     pub progress: f32,
+    /// The last run's estimates and choice.
+    pub choice: Option<Choice>,
+    /// The run in progress estimates both labellers (a spreading rerun must not cancel it).
+    full_run: bool,
 }
 
 /// What the app does after a pseudo-labeller event.
@@ -37,13 +42,32 @@ impl PseudoLabeller {
             running: false,
             status: "not run yet".into(),
             progress: 0.0,
+            choice: None,
+            full_run: false,
         })
+    }
+
+    /// Reruns label spreading alone over the newest features (after an epoch or a relabel);
+    /// the worker skips it unless spreading is the trusted labeller.
+    pub fn spread(&mut self) {
+        if self.running && self.full_run {
+            return;
+        }
+        self.handle.spread();
+        self.running = true;
+        self.status = "spreading".into();
+    }
+
+    /// Every member's latents of the newest epoch, for spreading.
+    pub fn set_features(&self, rows: Arc<Array2<f32>>) {
+        self.handle.set_features(rows, "latent");
     }
 
     /// Retrains on the manual labels as they are now (cancelling a run in progress).
     pub fn retrain(&mut self) {
         self.handle.train();
         self.running = true;
+        self.full_run = true;
         self.progress = 0.0;
         self.status = "starting".into();
     }
@@ -63,8 +87,7 @@ impl PseudoLabeller {
                     classes,
                     ..
                 } => {
-                    self.status =
-                        format!("training on {labelled_members} hand labels, {classes} classes");
+                    self.status = format!("{labelled_members} hand labels, {classes} classes");
                 }
                 ClassifierEvent::Epoch { progress, .. } => {
                     self.progress = (progress.epoch + 1) as f32 / progress.epochs.max(1) as f32;
@@ -74,6 +97,11 @@ impl PseudoLabeller {
                         progress.epochs,
                         progress.heldout_accuracy
                     );
+                }
+                ClassifierEvent::Stage { stage, .. } => self.status = stage,
+                ClassifierEvent::Chosen { choice, .. } => self.choice = Some(choice),
+                ClassifierEvent::Skipped { .. } => {
+                    self.status = "spreading skipped: the classifier is trusted".into();
                 }
                 ClassifierEvent::Trained { report, .. } => {
                     self.status = format!("held-out accuracy {:.3}; writing", report.accuracy);
@@ -94,6 +122,7 @@ impl PseudoLabeller {
             }
             if ends {
                 self.running = false;
+                self.full_run = false;
             }
         }
         updates

@@ -3,9 +3,8 @@
 use std::collections::BTreeSet;
 
 use crate::app::SenseApp;
-use crate::app::jobs::PseudoLabeller;
 use crate::app::label_keeper::LabelEdit;
-use crate::classify::ClassifierConfig;
+use crate::classify::Choice;
 
 #[derive(Default)]
 pub struct DatasetForm {
@@ -166,25 +165,15 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
                 let retrain = ui
                     .add_enabled(!running, egui::Button::new("Retrain on hand labels"))
                     .on_hover_text(
-                        "Train the EfficientNetV2-style classifier on the manual labels and \
-                         write pseudo-labels for every other member",
+                        "Estimate label spreading (over the latest latents, else raw pixels) and \
+                         the EfficientNetV2-style classifier on the manual labels by \
+                         stratified k-fold, and write the better one's pseudo-labels for every \
+                         other member",
                     );
                 if retrain.clicked() {
-                    if ws.pseudo.is_none() {
-                        match PseudoLabeller::start(
-                            ws.ensemble.clone(),
-                            ws.keeper.store(),
-                            ClassifierConfig {
-                                confidence_threshold: labels.threshold,
-                                ..ClassifierConfig::default()
-                            },
-                        ) {
-                            Ok(p) => ws.pseudo = Some(p),
-                            Err(e) => app.notifications.error(format!("Pseudo-labeller: {e}")),
-                        }
-                    }
-                    if let Some(p) = ws.pseudo.as_mut() {
-                        p.retrain();
+                    match ws.pseudo_labeller(labels.threshold) {
+                        Ok(p) => p.retrain(),
+                        Err(e) => app.notifications.error(format!("Pseudo-labeller: {e}")),
                     }
                 }
                 if running
@@ -194,13 +183,54 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
                     p.stop();
                 }
             });
+            let mut follow = app.session.file.spreading_follows_map;
+            if ui
+                .checkbox(&mut follow, "Spreading follows the map")
+                .on_hover_text(
+                    "While label spreading is the trusted labeller, rerun it over every \
+                     epoch's latents and after every relabel (a second or two)",
+                )
+                .changed()
+            {
+                app.session.file.spreading_follows_map = follow;
+            }
             if let Some(p) = &ws.pseudo {
                 if p.running {
                     ui.add(egui::ProgressBar::new(p.progress).show_percentage());
                 }
                 ui.label(&p.status);
+                if let Some(choice) = &p.choice {
+                    choice_report(ui, choice);
+                }
             }
         });
+}
+
+/// The estimates behind the pseudo-labels, and why they were chosen.
+fn choice_report(ui: &mut egui::Ui, choice: &Choice) {
+    ui.label(format!(
+        "Estimated by {} over {} hand labels:",
+        choice.estimation, choice.scored_members
+    ));
+    egui::Grid::new("labeller_estimates")
+        .num_columns(2)
+        .show(ui, |ui| {
+            for estimate in &choice.estimates {
+                let chosen = choice.chosen == Some(estimate.labeller);
+                let name = egui::RichText::new(estimate.labeller.name());
+                ui.label(if chosen { name.strong() } else { name });
+                ui.label(format!(
+                    "{:.3}{}",
+                    estimate.accuracy,
+                    if chosen { "  (chosen)" } else { "" }
+                ));
+                ui.end_row();
+            }
+            ui.label("majority class");
+            ui.label(format!("{:.3}", choice.majority_rate));
+            ui.end_row();
+        });
+    ui.label(egui::RichText::new(&choice.reason).small().weak());
 }
 
 /// The key that relabels the selection as class `i` (1–9, then 0).
