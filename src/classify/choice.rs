@@ -349,7 +349,15 @@ pub fn choose_and_label(
                         "classifier, fold {} of {folds}",
                         fold + 1
                     )));
-                    match train_without(ensemble, labelled, &heldout, config, backend, control) {
+                    let trained = train_without(
+                        ensemble,
+                        labelled,
+                        &heldout,
+                        (config, backend),
+                        control,
+                        &mut |e| observe(LabellerStep::Epoch(e)),
+                    );
+                    match trained {
                         Ok(trained) => scores.classify(&trained, ensemble, &heldout, control)?,
                         Err(ClassifyError::Invalid(why)) => {
                             scores.drop_classifier();
@@ -486,9 +494,9 @@ fn train_without(
     ensemble: &Ensemble,
     labelled: &LabelledSet,
     heldout: &[usize],
-    config: &ClassifierConfig,
-    backend: &SelectedBackend,
+    (config, backend): (&ClassifierConfig, &SelectedBackend),
     control: &TaskControl,
+    on_epoch: &mut dyn FnMut(&EpochProgress),
 ) -> ClassifyResult<TrainedClassifier> {
     let mut keep = vec![true; labelled.len()];
     for &i in heldout {
@@ -506,7 +514,7 @@ fn train_without(
             .map(|i| labelled.targets[i])
             .collect(),
     };
-    train(ensemble, &subset, config, backend, control, &mut |_| {})
+    train(ensemble, &subset, config, backend, control, on_epoch)
 }
 
 /// The best class and its score, unless every score is 0 (nothing reached the member).

@@ -1,6 +1,9 @@
-//! Pseudo-labelling: an EfficientNetV2-style classifier trained from scratch on the
-//! hand-labelled members proposes a class and a softmax confidence for every other member,
-//! written to the label store with the classifier run as provenance.
+//! Pseudo-labelling: a class and a confidence for every member without a hand label, written
+//! to the label store with the run as provenance. Two labellers compete
+//! ([`choose_and_label`], chosen per run by stratified k-fold over the hand labels): label
+//! spreading over a kNN graph of features ([`spread_labels`]; a run's latents,
+//! [`PixelFeatures`] or [`SpectrumFeatures`]), which needs only a few dozen labels, and an
+//! EfficientNetV2-style classifier trained from scratch, which needs thousands.
 //!
 //! ```no_run
 //! use sense::classify::{ClassifierConfig, LabelledSet, train_and_predict, new_run_id};

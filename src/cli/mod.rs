@@ -73,8 +73,8 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Per-class counts of manual and pseudo labels in a label store.
     Labels(labels::LabelsArgs),
-    /// Train a classifier on the hand labels and write pseudo-labels for every other member
-    /// into a label store.
+    /// Estimate label spreading and the classifier on the hand labels, choose, and write the
+    /// chosen labeller's pseudo-labels for every other member into a label store.
     PseudoLabel(pseudo_label::PseudoLabelArgs),
     /// Train an autoencoder and write a run directory (config, metrics, checkpoints, latents).
     Train(train::TrainArgs),
