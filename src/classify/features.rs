@@ -6,7 +6,7 @@
 //!   translation- and contrast-invariant (label spreading on stochastic fields, such as
 //!   channel structures, whose classes differ in orientation and scale, not in position).
 
-use ndarray::{Array2, Axis, s};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, s};
 use rayon::prelude::*;
 
 use super::error::{ClassifyError, ClassifyResult};
@@ -71,15 +71,18 @@ impl PixelFeatures {
         control: &TaskControl,
     ) -> ClassifyResult<Array2<f32>> {
         self.pooling.check_shape(ensemble, "pixel")?;
-        let mut out = Array2::<f32>::zeros((members.len(), self.pca.n_components()));
-        for (chunk, rows) in members.chunks(CHUNK_MEMBERS).enumerate() {
-            let pixels = self.pooling.pixels(ensemble, rows, control)?;
-            let first = chunk * CHUNK_MEMBERS;
-            out.slice_mut(s![first..first + rows.len(), ..])
-                .assign(&self.pca.transform(pixels.view()).map_err(analysis)?);
-            control.report("pixel features", first + rows.len(), members.len());
-        }
-        Ok(out)
+        let width = self.pca.n_components();
+        self.pooling.chunked(
+            ensemble,
+            members,
+            width,
+            "pixel features",
+            control,
+            |pixels, mut out| {
+                out.assign(&self.pca.transform(pixels).map_err(analysis)?);
+                Ok(())
+            },
+        )
     }
 }
 
@@ -127,6 +130,32 @@ impl Pooling {
 
     fn dim(&self) -> usize {
         self.member_shape.channels * self.pooled.0 * self.pooled.1
+    }
+
+    /// `width` features per member of `members`, from their pooled pixels a chunk at a time
+    /// (`features(pixels, out)` fills one chunk's rows), so that a large ensemble's pooled
+    /// pixels never sit in memory at once.
+    fn chunked(
+        &self,
+        ensemble: &Ensemble,
+        members: &[usize],
+        width: usize,
+        what: &'static str,
+        control: &TaskControl,
+        features: impl Fn(ArrayView2<f32>, ArrayViewMut2<f32>) -> ClassifyResult<()>,
+    ) -> ClassifyResult<Array2<f32>> {
+        let mut out = Array2::<f32>::zeros((members.len(), width));
+        for (chunk, rows) in members.chunks(CHUNK_MEMBERS).enumerate() {
+            let pixels = self.pixels(ensemble, rows, control)?;
+            let first = chunk * CHUNK_MEMBERS;
+            features(
+                pixels.view(),
+                out.slice_mut(s![first..first + rows.len(), ..]),
+            )?;
+            control.check()?;
+            control.report(what, first + rows.len(), members.len());
+        }
+        Ok(out)
     }
 
     /// Pooled pixels of `members`, one row each.
@@ -259,27 +288,30 @@ impl SpectrumFeatures {
         let channels = self.pooling.member_shape.channels;
         let bins = self.dft.n_bins;
         let plane = self.pooling.pooled.0 * self.pooling.pooled.1;
-        let mut out = Array2::<f32>::zeros((members.len(), channels * bins));
-        for (chunk, rows) in members.chunks(CHUNK_MEMBERS).enumerate() {
-            let pixels = self.pooling.pixels(ensemble, rows, control)?;
-            let first = chunk * CHUNK_MEMBERS;
-            out.slice_mut(s![first..first + rows.len(), ..])
-                .axis_iter_mut(Axis(0))
-                .into_par_iter()
-                .zip(pixels.axis_iter(Axis(0)).into_par_iter())
-                .for_each(|(mut features, pooled)| {
-                    for c in 0..channels {
-                        let channel = pooled.slice(s![c * plane..(c + 1) * plane]);
-                        let binned = self.dft.binned_log_power(channel.as_slice().unwrap_or(&[]));
-                        features
-                            .slice_mut(s![c * bins..(c + 1) * bins])
-                            .assign(&ndarray::ArrayView1::from(&binned[..]));
-                    }
-                });
-            control.check()?;
-            control.report("spectrum features", first + rows.len(), members.len());
-        }
-        Ok(out)
+        let width = channels * bins;
+        self.pooling.chunked(
+            ensemble,
+            members,
+            width,
+            "spectrum features",
+            control,
+            |pixels, mut out| {
+                out.axis_iter_mut(Axis(0))
+                    .into_par_iter()
+                    .zip(pixels.axis_iter(Axis(0)).into_par_iter())
+                    .for_each(|(mut features, pooled)| {
+                        for c in 0..channels {
+                            let channel = pooled.slice(s![c * plane..(c + 1) * plane]);
+                            let binned =
+                                self.dft.binned_log_power(channel.as_slice().unwrap_or(&[]));
+                            features
+                                .slice_mut(s![c * bins..(c + 1) * bins])
+                                .assign(&ndarray::ArrayView1::from(&binned[..]));
+                        }
+                    });
+                Ok(())
+            },
+        )
     }
 }
 
