@@ -4,6 +4,9 @@
 #   (target ≥ 0.97);
 # - sample:channels and sample:droplets: held-out accuracy of their hand-labelled subsets
 #   (target ≥ 0.95), plus how many pseudo-labels match the samples' ground truth.
+# Issue 17 (--only mnist-scarce | channels-scarce): the labeller chosen from 100–2,500 MNIST
+# labels or 50 channel labels, with every labeller's 5-fold estimate and test accuracy
+# (bench/README.md has the table).
 # Wall times include opening the data, training, predicting every unlabelled member and
 # writing the label store.
 #

@@ -334,6 +334,13 @@ fn map_tools_inspector_interpolation_and_pseudo_labeller() {
     assert!(store_text(&session_dir).contains(provenance), "{chosen}");
     // The Dataset panel shows the estimates.
     harness.get_by_label_contains("Estimated by stratified 5-fold over");
+    // A picture of it for review, where asked (timings make it unfit for a snapshot).
+    if let Some(dir) = std::env::var_os("SENSE_SCREENSHOT_DIR") {
+        let image = harness.render().expect("the harness renders");
+        image
+            .save(Path::new(&dir).join("pseudo_labeller.png"))
+            .expect("the screenshot is written");
+    }
     assert!(
         harness.state().errors().is_empty(),
         "{:?}",

@@ -1,15 +1,16 @@
 //! Which pseudo-labeller a run trusts, chosen by evidence from the hand labels alone.
 //!
-//! Two labellers compete: label spreading over a kNN graph of the members' features (latents
-//! of a training run, or raw-pixel PCA before one exists) and the EfficientNetV2-style
-//! classifier. Each one's accuracy is estimated on hand labels it did not see — stratified
-//! k-fold while labels are few (a 20 % hold-out of a few dozen labels is too small to choose
-//! with), the classifier's own 20 % hold-out beyond [`KFOLD_MAX_LABELS`] (k trainings would
-//! cost more than they tell) — and so is the mean of their class distributions. The best
-//! estimate wins (spreading on a tie: it is cheaper and follows the map); the mean only
-//! when it is right on more members than either alone. When the winner does not beat the
-//! majority-class rate beyond chance (a one-sided 95 % binomial margin), nothing is chosen
-//! and no pseudo-labels are written.
+//! Two labellers compete: label spreading over a kNN graph of the members' features (a
+//! training run's latents, raw-pixel PCA or the binned power spectrum, whichever spreading
+//! estimates best) and the EfficientNetV2-style classifier. Each one's accuracy is estimated
+//! on hand labels it did not see — stratified k-fold while labels are few (a 20 % hold-out of
+//! a few dozen labels is too small to choose with), the classifier's own 20 % hold-out beyond
+//! [`KFOLD_MAX_LABELS`] (k trainings would cost more than they tell) — and so is the mean of
+//! their class distributions. The best estimate wins (spreading on a tie: it is cheaper and
+//! follows the map); the mean only when it beats the better one measurably (a one-sided
+//! McNemar test at 95 %). When the winner does not beat the majority-class rate beyond chance
+//! (a one-sided 95 % binomial margin), nothing is chosen and no pseudo-labels are written.
+//! Confidences are calibrated on the same held-out answers (temperature scaling).
 
 use ndarray::{Array2, ArrayView2};
 use serde::Serialize;
@@ -526,8 +527,16 @@ fn best(scores: &[f32]) -> Option<(usize, f32)> {
     (score > 0.0).then_some((class, score))
 }
 
-/// z of a one-sided 95 % test: how far above the majority rate an estimate must be.
+/// z of a one-sided 95 % test: how far above the majority rate an estimate must be, and how
+/// much better the mean of the two labellers must do than the better one alone.
 const MAJORITY_MARGIN_Z: f64 = 1.645;
+
+/// Whether A beats B beyond chance (one-sided McNemar, 95 %) from the members only A gets
+/// right and those only B gets right.
+fn measurably_better(only_a: usize, only_b: usize) -> bool {
+    let discordant = (only_a + only_b).max(1) as f64;
+    (only_a as f64 - only_b as f64) / discordant.sqrt() > MAJORITY_MARGIN_Z
+}
 
 /// Added to every score before calibrating: a held-out member whose true class got no score
 /// at all must not make the fit's likelihood zero.
@@ -720,8 +729,31 @@ impl<'a> Scores<'a> {
             .iter()
             .find(|e| e.labeller == Labeller::Combined)
             .copied();
+        // The mean must win measurably, not by a member or two: a one-sided McNemar test on
+        // the members only one of the two gets right.
+        let right = |labeller: Labeller, i: usize| {
+            let answer = match labeller {
+                Labeller::Spreading => spreading(i),
+                Labeller::Classifier => classifier(i),
+                Labeller::Combined => mean(spreading(i), classifier(i)),
+            };
+            answer.as_deref().and_then(best).map(|b| b.0 as u32) == Some(self.labelled.targets[i])
+        };
         let winner = match (best_single, combined) {
-            (Some(single), Some(both)) if both.correct > single.correct => Some(both),
+            (Some(single), Some(both)) => {
+                let (mut only_both, mut only_single) = (0usize, 0usize);
+                for &i in &scored {
+                    match (right(both.labeller, i), right(single.labeller, i)) {
+                        (true, false) => only_both += 1,
+                        (false, true) => only_single += 1,
+                        _ => {}
+                    }
+                }
+                Some(match measurably_better(only_both, only_single) {
+                    true => both,
+                    false => single,
+                })
+            }
             (single, _) => single,
         };
         // Beating the majority rate by chance is easy with a few dozen labels: the winner
@@ -760,5 +792,41 @@ impl<'a> Scores<'a> {
             features: None,
             feature_estimates: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mean_must_win_by_more_than_a_member_or_two() {
+        assert!(!measurably_better(1, 0));
+        assert!(!measurably_better(2, 0));
+        assert!(measurably_better(3, 0));
+        assert!(measurably_better(6, 1));
+        assert!(!measurably_better(10, 4));
+        assert!(measurably_better(12, 3));
+        assert!(!measurably_better(0, 0));
+    }
+
+    #[test]
+    fn temperature_softens_overconfident_scores_to_their_accuracy() {
+        // Always 0.99 sure, right 6 times in 10: calibrated confidence ≈ 0.6.
+        let answers: Vec<(Vec<f32>, u32)> = (0..100)
+            .map(|i| (vec![0.99, 0.01], u32::from(i % 10 >= 6)))
+            .collect();
+        let temperature = fit_temperature(&answers);
+        assert!(temperature > 1.0, "{temperature}");
+        let calibrated = calibrate(&[0.99, 0.01], temperature);
+        assert!((calibrated[0] - 0.6).abs() < 0.02, "{calibrated:?}");
+        // Calibration never changes the answer, and all-zero scores stay unanswered.
+        assert_eq!(best(&calibrate(&[0.2, 0.7, 0.1], 3.0)).unwrap().0, 1);
+        assert_eq!(calibrate(&[0.0, 0.0], 2.0), vec![0.0, 0.0]);
+        // Honest scores keep a temperature near 1.
+        let honest: Vec<(Vec<f32>, u32)> = (0..100)
+            .map(|i| (vec![0.8, 0.2], u32::from(i % 5 == 4)))
+            .collect();
+        assert!((fit_temperature(&honest) - 1.0).abs() < 0.05);
     }
 }
