@@ -519,6 +519,17 @@ fn cli_names_the_file_at_fault() {
         "{err}"
     );
 
+    // A "run" for --latents that is no training run.
+    let not_a_run = dir.path().join("not-a-run");
+    std::fs::create_dir_all(&not_a_run).unwrap();
+    let err = run(&[
+        "--labels",
+        &labels,
+        "--latents",
+        not_a_run.to_str().unwrap(),
+    ]);
+    assert!(err.contains("not-a-run"), "{err}");
+
     // Evaluation labels with a class the classifier never saw.
     let odd = dir.path().join("odd-eval.csv");
     std::fs::write(&odd, "id,label\n0,bar\n1,triangle\n").unwrap();
