@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod app;
+pub mod atomic_file;
 pub mod classify;
 pub mod cli;
 pub mod data;

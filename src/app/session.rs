@@ -153,7 +153,7 @@ impl Session {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
         let text = serde_json::to_string_pretty(&self.file)?;
-        crate::train::run_dir::write_atomic(&self.dir.join(SESSION_FILE), text.as_bytes())
+        crate::atomic_file::write_atomic(&self.dir.join(SESSION_FILE), text.as_bytes())
             .map_err(anyhow::Error::from)
     }
 

@@ -14,10 +14,10 @@ use crate::analysis::clustering::{self, ClusterMethod, ClusterOptions, KSweep};
 use crate::analysis::partition_metrics::{
     adjusted_rand_index, clustering_accuracy, normalized_mutual_info,
 };
+use crate::atomic_file::write_atomic;
 use crate::data::row_labels::LabelKind;
 use crate::report::{LineChart, LineSeries};
 use crate::task::TaskControl;
-use crate::train::run_dir::write_atomic;
 
 #[derive(Args, Debug)]
 pub struct ClusterArgs {

@@ -7,12 +7,12 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, ArrayView2};
 use npyz::{Endianness, TypeChar, WriterBuilder};
 
+use crate::atomic_file::write_atomic;
 use crate::error::{DataError, DataResult};
 
 /// File names inside a run directory (as written by training, see `train::run_dir`).
@@ -266,19 +266,4 @@ pub fn write_ids(path: &Path, ids: &[String]) -> DataResult<()> {
     };
     let bytes = rows().map_err(|e| DataError::new(path, e.to_string()))?;
     write_atomic(path, &bytes)
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> DataResult<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| DataError::io(path, e))?;
-    tmp.write_all(bytes).map_err(|e| DataError::io(path, e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| DataError::io(path, e))?;
-    tmp.persist(path)
-        .map_err(|e| DataError::io(path, e.error))?;
-    Ok(())
 }

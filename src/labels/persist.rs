@@ -10,10 +10,10 @@ use super::classes::ClassTable;
 use super::csv_file::{self, Classes};
 use super::members::Members;
 use super::sidecar;
+use crate::atomic_file::{folder_of, remove_orphan_temps, write_atomic};
 use crate::error::{DataError, DataResult};
 use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// What the files on disk hold, as far as the next save needs to know.
 #[derive(Clone, Debug)]
@@ -97,79 +97,15 @@ pub(crate) fn save(
     if write_sidecar {
         let previous = previous_classes.map(|c| (c, disk.csv_fingerprint.as_str()));
         let json = sidecar::encode(classes, &csv_fingerprint, previous);
-        write_atomically(&sidecar::path_for(csv_path), &json)?;
+        write_atomic(&sidecar::path_for(csv_path), &json)?;
         sidecar_previous = previous.map(|(_, fingerprint)| fingerprint.to_string());
     }
-    write_atomically(csv_path, &csv_bytes)?;
+    write_atomic(csv_path, &csv_bytes)?;
     Ok(OnDisk {
         csv_fingerprint,
         sidecar_current: true,
         sidecar_previous,
     })
-}
-
-/// Replaces `path` with `bytes` so that a crash leaves either the old or the new content.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> DataResult<()> {
-    let io = |e| DataError::io(path, e);
-    let dir = folder_of(path);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let prefix = format!(".{name}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    #[cfg(unix)]
-    let permissions = {
-        use std::os::unix::fs::PermissionsExt;
-        // Keep the existing file's mode; new files get the usual 0666 minus umask instead of
-        // tempfile's private 0600.
-        std::fs::metadata(path)
-            .map(|m| m.permissions())
-            .unwrap_or_else(|_| std::fs::Permissions::from_mode(0o666))
-    };
-    #[cfg(unix)]
-    builder.permissions(permissions);
-    let mut tmp = builder.tempfile_in(&dir).map_err(io)?;
-    tmp.write_all(bytes).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    sync_folder(&dir).map_err(|e| DataError::io(&dir, e))
-}
-
-/// Deletes `.NAME.*.tmp` beside `path`: what [`write_atomically`] leaves when killed before
-/// its rename. Only called while holding the store's lock; failures are harmless.
-fn remove_orphan_temps(path: &Path) {
-    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-        return;
-    };
-    let prefix = format!(".{name}.");
-    let Ok(entries) = std::fs::read_dir(folder_of(path)) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let file_name = file_name.to_string_lossy();
-        if file_name.starts_with(&prefix) && file_name.ends_with(".tmp") {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-fn folder_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// Makes a rename in `dir` durable.
-fn sync_folder(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    File::open(dir)?.sync_all()?;
-    #[cfg(not(unix))]
-    let _ = dir; // Windows cannot open folders as files; NTFS journals the rename.
-    Ok(())
 }
 
 /// Holds an exclusive lock so two app windows cannot write the same store (the second would

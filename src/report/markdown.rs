@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 
-use super::style::{self, FigureFiles};
+use super::style::FigureFiles;
 use crate::error::{DataError, DataResult};
 
 /// A table of numbers: one row per method / run, one column per metric. Non-finite values
@@ -94,7 +94,7 @@ impl ReportDocument {
             _ => Path::new("."),
         };
         let text = self.to_markdown(dir)?;
-        style::write_atomically(path, text.as_bytes())
+        crate::atomic_file::write_atomic(path, text.as_bytes())
     }
 }
 

@@ -1,13 +1,13 @@
 //! The shared look of every report figure (embedded font, text sizes, colours) and the one
 //! rendering path that writes a figure as PNG and SVG side by side.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use crate::atomic_file::write_atomic;
 use crate::error::{DataError, DataResult};
 
 /// The family name the embedded font is registered under. Using the generic CSS name means the
@@ -162,7 +162,7 @@ pub(crate) fn render(base: &Path, figure: &impl Figure) -> DataResult<FigureFile
     }
     let mut png_bytes = Vec::new();
     encode_png(&canvas, &mut png_bytes).map_err(|e| DataError::new(&png_path, e))?;
-    write_atomically(&png_path, &png_bytes)?;
+    write_atomic(&png_path, &png_bytes)?;
 
     let mut svg = String::new();
     let mut tiles = Vec::new();
@@ -176,30 +176,13 @@ pub(crate) fn render(base: &Path, figure: &impl Figure) -> DataResult<FigureFile
         drawn.map_err(|e| draw_failed(&svg_path, e))?;
     }
     embed_tiles_in_svg(&mut svg, &tiles).map_err(|e| DataError::new(&svg_path, e))?;
-    write_atomically(&svg_path, svg.as_bytes())?;
+    write_atomic(&svg_path, svg.as_bytes())?;
 
     Ok(FigureFiles {
         png: png_path,
         svg: svg_path,
         size_px: (width_px, height_px),
     })
-}
-
-/// Writes `bytes` to a temporary file beside `path` and renames it over `path`, so a reader
-/// never sees a half-written file.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> DataResult<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| DataError::io(path, e))?;
-    file.write_all(bytes).map_err(|e| DataError::io(path, e))?;
-    file.as_file()
-        .sync_all()
-        .map_err(|e| DataError::io(path, e))?;
-    file.persist(path)
-        .map_err(|e| DataError::io(path, e.error))?;
-    Ok(())
 }
 
 fn encode_png(image: &image::RgbImage, out: &mut Vec<u8>) -> Result<(), String> {

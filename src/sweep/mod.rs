@@ -206,6 +206,6 @@ fn cached_score(
     }
     let fresh = score(dir)?;
     let json = serde_json::to_vec_pretty(&fresh)?;
-    run_dir::write_atomic(&path, &json)?;
+    crate::atomic_file::write_atomic(&path, &json)?;
     Ok(fresh)
 }

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use super::RunScore;
+use crate::atomic_file::write_atomic;
 use crate::error::DataResult;
-use crate::train::run_dir::write_atomic;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepCell {

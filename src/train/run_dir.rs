@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use super::events::{EpochSummary, RunSummary};
 use super::schedule::ScheduleState;
+use crate::atomic_file::write_atomic;
 use crate::error::{DataError, DataResult};
 
 pub const CONFIG: &str = "config.toml";
@@ -162,17 +163,6 @@ pub fn refuse_overwrite(path: &Path, force: bool) -> DataResult<()> {
         ));
     }
     Ok(())
-}
-
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> DataResult<()> {
-    let tmp = path.with_extension("tmp");
-    let write = || -> std::io::Result<()> {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    };
-    write().map_err(|e| DataError::io(path, e))
 }
 
 pub fn write_json(path: &Path, value: &impl Serialize) -> DataResult<()> {

@@ -109,7 +109,7 @@ impl Engine {
             }
         };
         if !self.resume {
-            files::write_atomic(
+            crate::atomic_file::write_atomic(
                 &self.run_dir.join(files::CONFIG),
                 self.config.to_toml().as_bytes(),
             )?;
