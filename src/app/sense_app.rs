@@ -812,10 +812,12 @@ fn save_layout(session: &Session, map: &MapState) {
     let coords = Array2::from_shape_fn((map.coords.len(), 2), |(i, j)| map.coords[i][j]);
     let path = session.layout_path();
     let ids = map.ids.clone();
-    // Off the UI thread; a failed write only loses the layout, which the next epoch rewrites.
+    // Off the UI thread; a failed write only loses the layout, which the next epoch rewrites,
+    // so it is logged rather than shown.
     std::thread::spawn(move || {
-        let _ = crate::data::matrix::write_npy_matrix(&path, coords.view())
-            .and_then(|_| crate::data::matrix::write_ids(&path.with_extension("ids.csv"), &ids));
+        if let Err(e) = crate::data::matrix::write_matrix_with_ids(&path, coords.view(), &ids) {
+            eprintln!("sense: the map layout was not saved: {e}");
+        }
     });
 }
 
@@ -823,12 +825,14 @@ fn load_layout(path: &std::path::Path, ensemble: &Ensemble) -> Option<SavedLayou
     if !path.is_file() {
         return None;
     }
-    let coords = crate::data::matrix::read_npy_matrix(path).ok()?;
+    let crate::data::matrix::Matrix {
+        values: coords,
+        ids,
+        ..
+    } = crate::data::matrix::read_matrix_with_ids(path).ok()?;
     if coords.ncols() != 2 {
         return None;
     }
-    let ids = crate::data::matrix::read_latent_ids(&path.with_extension("ids.csv"), coords.nrows())
-        .ok()?;
     let mut members = Vec::with_capacity(ids.len());
     let mut points = Vec::with_capacity(ids.len());
     let mut kept = Vec::with_capacity(ids.len());

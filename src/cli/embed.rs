@@ -19,8 +19,8 @@ use ndarray::Axis;
 
 use super::matrix_input::{RowsWithIds, labels_for, read_rows};
 use crate::data::matrix::{
-    Matrix, read_latent_ids, read_matrix, read_npy_indices, read_npy_matrix, write_ids,
-    write_npy_indices, write_npy_matrix,
+    Matrix, ids_path, read_latent_ids, read_matrix, read_npy_indices, read_npy_matrix,
+    write_matrix_with_ids, write_npy_indices,
 };
 use crate::data::row_labels::LabelKind;
 use crate::projection::warm_start::Anchors;
@@ -83,11 +83,6 @@ pub enum Method {
     Umap,
     Pca,
     Tsne,
-}
-
-/// Where the member ids of a layout file live: `Y.npy` → `Y.ids.csv`.
-pub fn ids_path(layout: &Path) -> PathBuf {
-    layout.with_extension("ids.csv")
 }
 
 /// Where a UMAP layout's kNN graph lives: `Y.npy` → `Y.knn.npy`.
@@ -162,8 +157,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         .with_context(|| format!("embedding {}", matrix.path.display()))?;
     bar.finish_and_clear();
 
-    write_npy_matrix(&args.out, layout.coords.view())?;
-    write_ids(&ids_path(&args.out), &matrix.ids)?;
+    write_matrix_with_ids(&args.out, layout.coords.view(), &matrix.ids)?;
     if let Some(knn) = &layout.knn {
         write_npy_indices(&knn_path(&args.out), knn.n_rows(), knn.k(), knn.indices())?;
     }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::data::matrix::{Matrix, read_latent_ids, read_matrix, read_npy_matrix};
+use crate::data::matrix::{Matrix, ids_path, read_matrix, read_matrix_with_ids};
 use crate::data::row_labels::{LabelKind, RowLabels, load_row_labels};
 use crate::error::DataResult;
 
@@ -15,16 +15,9 @@ pub struct RowsWithIds {
 }
 
 pub fn read_rows(path: &Path) -> DataResult<RowsWithIds> {
-    let sidecar = super::embed::ids_path(path);
-    if path.is_file() && sidecar.is_file() {
-        let values = read_npy_matrix(path)?;
-        let ids = read_latent_ids(&sidecar, values.nrows())?;
+    if path.is_file() && ids_path(path).is_file() {
         return Ok(RowsWithIds {
-            matrix: Matrix {
-                values,
-                ids,
-                path: path.to_path_buf(),
-            },
+            matrix: read_matrix_with_ids(path)?,
             ids_from_file: true,
         });
     }

@@ -252,6 +252,39 @@ fn write_npy<T: npyz::AutoSerialize>(
     write_atomic(path, &bytes)
 }
 
+/// Where the member ids of a matrix or layout `X.npy` live: `X.ids.csv`.
+pub fn ids_path(npy: &Path) -> PathBuf {
+    npy.with_extension("ids.csv")
+}
+
+/// Writes an N×D matrix (a layout, latents) and its member ids: `npy` and
+/// [`ids_path`]`(npy)`, each atomically.
+pub fn write_matrix_with_ids(
+    npy: &Path,
+    values: ArrayView2<f32>,
+    ids: &[String],
+) -> DataResult<()> {
+    if ids.len() != values.nrows() {
+        return Err(DataError::new(
+            npy,
+            format!("{} ids for {} rows", ids.len(), values.nrows()),
+        ));
+    }
+    write_npy_matrix(npy, values)?;
+    write_ids(&ids_path(npy), ids)
+}
+
+/// Reads `npy` and its member ids from [`ids_path`]`(npy)` (one per row, unique).
+pub fn read_matrix_with_ids(npy: &Path) -> DataResult<Matrix> {
+    let values = read_npy_matrix(npy)?;
+    let ids = read_latent_ids(&ids_path(npy), values.nrows())?;
+    Ok(Matrix {
+        values,
+        ids,
+        path: npy.to_path_buf(),
+    })
+}
+
 /// Writes `ids` as `index,id` rows (the `latent_ids.csv` format), atomically.
 pub fn write_ids(path: &Path, ids: &[String]) -> DataResult<()> {
     let rows = || -> Result<Vec<u8>, csv::Error> {
@@ -266,4 +299,30 @@ pub fn write_ids(path: &Path, ids: &[String]) -> DataResult<()> {
     };
     let bytes = rows().map_err(|e| DataError::new(path, e.to_string()))?;
     write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_matrix_and_its_ids_travel_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let npy = dir.path().join("layout.npy");
+        let values = ndarray::array![[0.0f32, 1.0], [2.0, 3.0], [4.0, 5.0]];
+        let ids: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        write_matrix_with_ids(&npy, values.view(), &ids).unwrap();
+        assert!(dir.path().join("layout.ids.csv").is_file());
+        let read = read_matrix_with_ids(&npy).unwrap();
+        assert_eq!((read.values, read.ids), (values.clone(), ids.clone()));
+        // Ids that do not fit the rows are refused before anything is written.
+        let other = dir.path().join("other.npy");
+        let err = write_matrix_with_ids(&other, values.view(), &ids[..2]).unwrap_err();
+        assert!(err.to_string().contains("2 ids for 3 rows"), "{err}");
+        assert!(!other.exists());
+        // A missing ids file is an error naming it.
+        std::fs::remove_file(ids_path(&npy)).unwrap();
+        let err = read_matrix_with_ids(&npy).unwrap_err();
+        assert!(err.to_string().contains("layout.ids.csv"), "{err}");
+    }
 }

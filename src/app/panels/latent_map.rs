@@ -365,8 +365,7 @@ fn export_map(ws: &Workspace, exports_dir: &std::path::Path) -> Job<String> {
         plot.write(&base).map_err(|e| e.to_string())?;
         let matrix = Array2::from_shape_fn((coords.len(), 2), |(i, j)| coords[i][j]);
         let npy = base.with_extension("npy");
-        crate::data::matrix::write_npy_matrix(&npy, matrix.view()).map_err(|e| e.to_string())?;
-        crate::data::matrix::write_ids(&base.with_extension("ids.csv"), &ids)
+        crate::data::matrix::write_matrix_with_ids(&npy, matrix.view(), &ids)
             .map_err(|e| e.to_string())?;
         let csv_path = base.with_extension("csv");
         let mut writer = csv::Writer::from_path(&csv_path).map_err(|e| e.to_string())?;
