@@ -96,12 +96,20 @@ impl Workspace {
         })
     }
 
-    /// Latents of every member, in member order, when `latents` cover them all.
-    fn all_member_latents(&self, latents: &crate::train::Latents) -> Option<Arc<Array2<f32>>> {
-        if latents.members.len() != self.ensemble.len() {
+    /// Latents of every member, in member order, when `latents` cover them all: moved, not
+    /// copied, when they already come in member order (this runs on the UI thread).
+    fn all_member_latents(&self, latents: crate::train::Latents) -> Option<Arc<Array2<f32>>> {
+        let n = self.ensemble.len();
+        if latents.members.len() != n {
             return None;
         }
-        let mut rows = Array2::<f32>::zeros((latents.members.len(), latents.dim));
+        let shape = (n, latents.dim);
+        if latents.members.iter().enumerate().all(|(row, &m)| row == m) {
+            return Array2::from_shape_vec(shape, latents.values)
+                .ok()
+                .map(Arc::new);
+        }
+        let mut rows = Array2::<f32>::zeros(shape);
         for (row, &member) in latents.members.iter().enumerate() {
             let values = latents
                 .values
@@ -360,9 +368,10 @@ impl SenseApp {
         for update in updates {
             match update {
                 TrainingUpdate::Latents(latents) => {
+                    request_latent_map(ws, &self.session, &latents);
                     if self.session.file.spreading_follows_map
                         && ws.has_two_hand_labelled_classes()
-                        && let Some(rows) = ws.all_member_latents(&latents)
+                        && let Some(rows) = ws.all_member_latents(latents)
                     {
                         match ws.pseudo_labeller(self.session.file.pseudo_threshold) {
                             Ok(labeller) => {
@@ -372,7 +381,6 @@ impl SenseApp {
                             Err(e) => self.notifications.error(format!("Pseudo-labeller: {e}")),
                         }
                     }
-                    request_latent_map(ws, &self.session, latents);
                 }
                 TrainingUpdate::Notice { text, error: true } => self.notifications.error(text),
                 TrainingUpdate::Notice { text, error: false } => self.notifications.info(text),
@@ -756,7 +764,7 @@ fn request_pixel_map(ws: &mut Workspace, session: &Session) {
 }
 
 /// A training epoch's latents → a warm-started map of (a subsample of) them.
-fn request_latent_map(ws: &mut Workspace, session: &Session, latents: crate::train::Latents) {
+fn request_latent_map(ws: &mut Workspace, session: &Session, latents: &crate::train::Latents) {
     let row_of: std::collections::HashMap<usize, usize> = latents
         .members
         .iter()
