@@ -278,6 +278,9 @@ fn map_tools_inspector_interpolation_and_pseudo_labeller() {
     harness
         .get_by_label("A / B for interpolation")
         .click_accesskit();
+    // One frame sees the click and queues the command, which runs after that frame; the
+    // next one shows the Interpolation tab.
+    harness.step();
     harness.step();
     harness.get_by_label("Interpolate").click_accesskit();
     step_until(&mut harness, "the interpolation strip", minute, |app| {

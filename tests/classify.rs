@@ -8,8 +8,8 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sense::classify::{
-    Classifier, ClassifierConfig, ClassifierEvent, EfficientNet, InputSize, LabelledSet,
-    new_run_id, train_and_predict, write_pseudo_labels,
+    Classifier, ClassifierConfig, ClassifierEvent, EfficientNet, HandLabels, InputSize,
+    LabelledSet, new_run_id, train_and_predict, write_pseudo_labels,
 };
 use sense::data::{ByteOrder, ClassLabels, DType, Ensemble, RawArray, Shape};
 use sense::labels::{LabelStore, Provenance, Source};
@@ -17,7 +17,7 @@ use sense::task::TaskControl;
 use sense::train::{BackendChoice, select_backend};
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const SIDE_PX: usize = 28;
@@ -273,11 +273,15 @@ fn the_worker_trains_writes_and_stops_promptly() {
             Provenance::user("test"),
         )
         .unwrap();
-    let store = Arc::new(Mutex::new(store));
-    let handle = Classifier::spawn(ensemble, store.clone(), tiny_config(2)).unwrap();
+    let hand_labels = HandLabels {
+        snapshot: store.snapshot(f32::NAN),
+        origin: store.path().to_path_buf(),
+    };
+    let ids: Vec<String> = (0..count).map(|i| ensemble.member_id(i)).collect();
+    let handle = Classifier::spawn(ensemble, tiny_config(2)).unwrap();
 
-    // A full run ends with the pseudo-labels written.
-    let run_id = handle.train();
+    // A full run ends with its pseudo-labels proposed; the store's owner writes them.
+    let run_id = handle.train(hand_labels.clone());
     let mut seen_epochs = 0;
     let summary = loop {
         match handle
@@ -285,10 +289,14 @@ fn the_worker_trains_writes_and_stops_promptly() {
             .expect("an event")
         {
             ClassifierEvent::Epoch { run_id: id, .. } if id == run_id => seen_epochs += 1,
-            ClassifierEvent::PseudoLabelsWritten {
+            ClassifierEvent::PseudoLabels {
                 run_id: id,
+                proposal,
                 summary,
             } if id == run_id => {
+                proposal
+                    .write_to(&mut store, |m| ids.get(m).map(String::as_str))
+                    .unwrap();
                 break summary;
             }
             event @ (ClassifierEvent::Error { .. } | ClassifierEvent::Stopped { .. }) => {
@@ -304,18 +312,18 @@ fn the_worker_trains_writes_and_stops_promptly() {
         "{seen_epochs} epochs"
     );
     assert_eq!(summary.pseudo_labelled, 30);
-    let pseudo_count = {
-        let store = store.lock().unwrap();
-        store.members().filter(|(_, _, p)| p.is_some()).count()
-    };
+    let pseudo_count = store.members().filter(|(_, _, p)| p.is_some()).count();
     assert_eq!(pseudo_count, 30);
+    // One change: undo takes every pseudo-label back.
+    assert!(store.undo().unwrap());
+    assert_eq!(store.members().filter(|(_, _, p)| p.is_some()).count(), 0);
 
     // A long run stops within moments of being asked, after its first epoch began.
     let long = {
         let ensemble = synthetic_ensemble(count, 8);
-        Classifier::spawn(ensemble, store, tiny_config(10_000)).unwrap()
+        Classifier::spawn(ensemble, tiny_config(10_000)).unwrap()
     };
-    let run_id = long.train();
+    let run_id = long.train(hand_labels);
     loop {
         if let ClassifierEvent::Epoch { .. } = long
             .recv_timeout(Duration::from_secs(60))

@@ -538,3 +538,64 @@ fn latents_on_request_and_a_failing_step_is_an_error_not_a_crash() {
         other => panic!("expected an error, got {other:?}"),
     }
 }
+
+#[test]
+fn a_run_wakes_its_watcher_and_reloads_for_per_member_errors() {
+    use sense::train::{CheckpointChoice, TrainedModel};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let ensemble = mnist();
+    let labels = labels_of(&ensemble);
+    let handle = Trainer::spawn(ensemble.clone(), labels, tiny_config(1), dir.path()).unwrap();
+    let wakes = Arc::new(AtomicUsize::new(0));
+    let counter = wakes.clone();
+    handle.on_event(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    let events = collect(&handle);
+    assert!(matches!(events.last(), Some(TrainEvent::Finished(_))));
+    // Events sent before `on_event` was set cannot wake; every one after does.
+    let woken = wakes.load(Ordering::SeqCst);
+    assert!(
+        woken + 3 >= events.len() && woken > 0,
+        "{woken} of {}",
+        events.len()
+    );
+
+    let backend = sense::train::backend::cpu_backend(None);
+    let model = TrainedModel::load(
+        dir.path(),
+        ensemble.shape(),
+        CheckpointChoice::Best,
+        &backend,
+    )
+    .unwrap();
+    let members: Vec<usize> = (0..70).collect();
+    let control = sense::task::TaskControl::new();
+    let errors = model
+        .reconstruction_errors(&ensemble, &members, &control)
+        .unwrap()
+        .expect("not cancelled");
+    let reconstructions = model.reconstruct(&ensemble, &members).unwrap();
+    assert_eq!(errors.len(), members.len());
+    for (error, r) in errors.iter().zip(&reconstructions) {
+        let mse = r
+            .original
+            .iter()
+            .zip(&r.reconstruction)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f32>()
+            / r.original.len() as f32;
+        assert!(
+            (error - mse).abs() <= 1e-6 * mse.max(1.0),
+            "{error} vs {mse}"
+        );
+        assert!(mse.is_finite() && mse > 0.0);
+    }
+    control.cancel();
+    let cancelled = model.reconstruction_errors(&ensemble, &members, &control);
+    assert!(matches!(cancelled, Ok(None)));
+}

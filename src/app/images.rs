@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
 
 use crate::data::{Ensemble, Shape};
+use crate::train::Reconstruction;
 
 /// `values` (CHW) → an image: one channel gray, three channels RGB (others: the first
 /// channel). Stretched to `range` when given, else to the image's own finite min..max;
@@ -92,16 +93,13 @@ impl Thumbnails {
         ctx: &egui::Context,
         ensemble: &Ensemble,
         member: usize,
-    ) -> Result<TextureHandle, String> {
+    ) -> crate::error::DataResult<TextureHandle> {
         if let Some(texture) = self.textures.get(&member) {
             return Ok(texture.clone());
         }
         let shape = ensemble.shape();
         let mut values = vec![0.0f32; shape.len()];
-        ensemble
-            .source
-            .read_f32(member, &mut values)
-            .map_err(|e| e.to_string())?;
+        ensemble.source.read_f32(member, &mut values)?;
         let image = to_color_image(&values, shape, None);
         let texture = ctx.load_texture(format!("member-{member}"), image, TextureOptions::NEAREST);
         if self.order.len() >= self.capacity {
@@ -143,4 +141,97 @@ mod tests {
         assert_eq!(image.pixels[0], Color32::from_rgb(r, g, b));
         assert_ne!(image.pixels[1], image.pixels[0]);
     }
+}
+
+/// The run's latest reconstructions of fixed validation members as textures: original,
+/// reconstruction and error map per member, uploaded once per epoch.
+#[derive(Default)]
+pub struct ReconstructionTextures {
+    pub epoch: Option<usize>,
+    /// (member id, [original, reconstruction, |error|]).
+    pub rows: Vec<(String, [TextureHandle; 3])>,
+}
+
+impl ReconstructionTextures {
+    /// Uploads `latest` (epoch, reconstructions) if it is new.
+    pub fn refresh(&mut self, ctx: &egui::Context, latest: Option<&(usize, Vec<Reconstruction>)>) {
+        let Some((epoch, images)) = latest else {
+            return;
+        };
+        if self.epoch == Some(*epoch) {
+            return;
+        }
+        self.epoch = Some(*epoch);
+        self.rows = images
+            .iter()
+            .map(|r| {
+                let [rec, err] = reconstruction_textures(ctx, r, "recon");
+                let range = finite_range(&r.original);
+                let orig = ctx.load_texture(
+                    format!("recon-{}-orig", r.member),
+                    to_color_image(&r.original, shape_of(r), Some(range)),
+                    TextureOptions::NEAREST,
+                );
+                (r.id.clone(), [orig, rec, err])
+            })
+            .collect();
+    }
+}
+
+fn shape_of(r: &Reconstruction) -> Shape {
+    Shape {
+        channels: r.shape[0],
+        height: r.shape[1],
+        width: r.shape[2],
+    }
+}
+
+/// Reconstruction and |error| map of one member, on the original's range so they compare
+/// (the error map runs from 0 to half of it).
+pub fn reconstruction_textures(
+    ctx: &egui::Context,
+    r: &Reconstruction,
+    prefix: &str,
+) -> [TextureHandle; 2] {
+    let shape = shape_of(r);
+    let range = finite_range(&r.original);
+    let load = |name: &str, image| {
+        ctx.load_texture(
+            format!("{prefix}-{}-{name}", r.member),
+            image,
+            TextureOptions::NEAREST,
+        )
+    };
+    let rec = load("rec", to_color_image(&r.reconstruction, shape, Some(range)));
+    let err = load(
+        "err",
+        error_image(
+            &r.original,
+            &r.reconstruction,
+            shape,
+            (range.1 - range.0) * 0.5,
+        ),
+    );
+    [rec, err]
+}
+
+/// Decoded images as a strip of textures on one range, so brightness changes are real.
+pub fn strip_textures(
+    ctx: &egui::Context,
+    images: &[Vec<f32>],
+    shape: Shape,
+) -> Vec<TextureHandle> {
+    let all: Vec<f32> = images.iter().flatten().copied().collect();
+    let range = finite_range(&all);
+    images
+        .iter()
+        .enumerate()
+        .map(|(i, values)| {
+            ctx.load_texture(
+                format!("interp-{i}"),
+                to_color_image(values, shape, Some(range)),
+                TextureOptions::NEAREST,
+            )
+        })
+        .collect()
 }

@@ -2,32 +2,52 @@
 //! relabel → pseudo-label loop. It drives the training engine, the pseudo-labeller and the
 //! projection through their worker APIs and owns none of what they do.
 //!
+//! Data flows one way round (ARCHITECTURE.md draws it): view → command → worker → event →
+//! state → view.
+//!
 //! ```text
-//! sense_app.rs      SenseApp: eframe::App, the layout, the per-frame event pump
-//! session.rs        a session directory (dataset, label store, run, layout) and autosave
-//! label_keeper.rs   the label-store thread: edits saved atomically off the UI thread
-//! jobs/             training, projection, classifier, one-shot background work
+//! sense_app.rs      SenseApp: eframe::App — logic step, views, then the frame's commands
+//! state.rs          AppState: session, workspace, jobs, forms, the map widget
+//! workspace.rs      the open dataset: keeper, trainer, pseudo-labeller, projection, map
+//! panels/           views: draw the state, push commands (no threads, no workers)
+//! commands.rs       AppCommand and the queue; executes commands after the frame
+//! logic.rs          the per-frame step: worker events and finished jobs into the state
+//! worker.rs         the worker kit: named thread, commands in, events out, cancel,
+//!                   progress, panic → error, wakes the UI
+//! jobs/             the trainer, projection and pseudo-labeller as the app runs them, and
+//!                   the table of one-shot jobs
+//! label_keeper.rs   the label store's one owner: every edit saved atomically off the UI
+//! session.rs        a session directory (dataset, label store, run, layout)
 //! map.rs            the map's members, layout, colouring and selection
-//! panels/           dataset, training, loss curves, reconstructions, latent map,
-//!                   inspector, interpolation
 //! scatter/          the scatter widget: WGSL instanced points or a CPU splat, brushing
-//! images.rs         member pixels → egui images (thumbnails, error maps)
+//! images.rs         member pixels → egui images (thumbnails, reconstructions, strips)
 //! notifications.rs  dismissible messages
+//! probe.rs          read-only summaries for tests and the smoke run
+//! error.rs          AppError
 //! ```
 
+mod commands;
+mod error;
 mod images;
 mod jobs;
 mod label_keeper;
+mod logic;
 mod map;
 mod notifications;
 mod panels;
+mod probe;
 pub mod scatter;
 mod sense_app;
 mod session;
+mod state;
+mod worker;
+mod workspace;
 
 use std::path::PathBuf;
 
-pub use sense_app::{AppProbe, SenseApp};
+pub use error::AppError;
+pub use probe::AppProbe;
+pub use sense_app::SenseApp;
 pub use session::{Session, default_sessions_dir};
 
 /// Which egui renderer draws the window.

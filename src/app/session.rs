@@ -14,6 +14,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
+use ndarray::Array2;
+
+use super::error::AppResult;
+use crate::data::{Ensemble, OpenOptions};
+use crate::labels::{LabelStore, Provenance};
 use crate::train::TrainConfig;
 
 pub const SESSION_FILE: &str = "session.json";
@@ -177,6 +184,106 @@ impl Session {
     pub fn has_checkpoint(&self) -> bool {
         self.run_dir().join("checkpoint").is_dir()
     }
+
+    /// Opens the dataset and the label store (slow: call it on a worker). Hand labels that
+    /// come with the data are imported into a new store once.
+    pub fn open_data(&self) -> AppResult<Loaded> {
+        let spec = &self.file.dataset;
+        let labels_file = &self.file.dataset_labels;
+        let options = OpenOptions {
+            labels: labels_file.clone(),
+            ..OpenOptions::default()
+        };
+        let ensemble = crate::data::open(spec, &options)?;
+        let mut store = LabelStore::open_or_create(self.labels_path())?;
+        let mut imported = None;
+        if store.is_empty()
+            && let Some(labels) = &ensemble.labels
+        {
+            let provenance = match (spec.strip_prefix("sample:"), labels_file) {
+                (_, Some(path)) => Provenance::import(path),
+                (Some(name), None) => Provenance::sample(name),
+                (None, None) => Provenance::import(spec),
+            };
+            store.import_manual(labels, |i| ensemble.member_id(i), provenance)?;
+            imported = Some(labels.labelled_count());
+        }
+        let layout = self.load_layout(&ensemble);
+        Ok(Loaded {
+            ensemble,
+            store,
+            imported,
+            layout,
+            has_checkpoint: self.has_checkpoint(),
+        })
+    }
+
+    /// The map layout of the last session, for the members still in `ensemble`. A missing
+    /// or unreadable layout only means the map is computed afresh.
+    fn load_layout(&self, ensemble: &Ensemble) -> Option<SavedLayout> {
+        let path = self.layout_path();
+        if !path.is_file() {
+            return None;
+        }
+        let matrix = match crate::data::matrix::read_matrix_with_ids(&path) {
+            Ok(matrix) if matrix.values.ncols() == 2 => matrix,
+            Ok(_) => return None,
+            Err(e) => {
+                eprintln!("sense: the saved map layout is not used: {e}");
+                return None;
+            }
+        };
+        let mut layout = SavedLayout::default();
+        for (row, id) in matrix.ids.iter().enumerate() {
+            if let Some(member) = ensemble.index_of(id) {
+                layout.members.push(member);
+                layout.ids.push(id.clone());
+                layout
+                    .coords
+                    .push([matrix.values[[row, 0]], matrix.values[[row, 1]]]);
+            }
+        }
+        (!layout.members.is_empty()).then_some(layout)
+    }
+
+    /// Writes the map layout off the UI thread; a failed write only loses the layout, which
+    /// the next epoch rewrites, so it is logged rather than shown.
+    pub fn save_layout(&self, ids: Arc<Vec<String>>, coords: &[[f32; 2]]) {
+        let matrix = Array2::from_shape_fn((coords.len(), 2), |(i, j)| coords[i][j]);
+        let path = self.layout_path();
+        let spawned = std::thread::Builder::new()
+            .name("sense-save-layout".into())
+            .spawn(move || {
+                if let Err(e) =
+                    crate::data::matrix::write_matrix_with_ids(&path, matrix.view(), &ids)
+                {
+                    eprintln!("sense: the map layout was not saved: {e}");
+                }
+            });
+        if let Err(e) = spawned {
+            eprintln!("sense: the map layout was not saved: {e}");
+        }
+    }
+}
+
+/// The opened dataset with its label store.
+pub struct Loaded {
+    pub ensemble: Ensemble,
+    pub store: LabelStore,
+    /// Hand labels imported from the data into a new store.
+    pub imported: Option<usize>,
+    /// The session's last layout, if it still fits the data.
+    pub layout: Option<SavedLayout>,
+    /// The session's run has a checkpoint (Continue, reconstructions, interpolation).
+    pub has_checkpoint: bool,
+}
+
+/// A map layout: members, their ids and positions, row by row.
+#[derive(Debug, Default)]
+pub struct SavedLayout {
+    pub members: Vec<usize>,
+    pub ids: Vec<String>,
+    pub coords: Vec<[f32; 2]>,
 }
 
 #[cfg(test)]

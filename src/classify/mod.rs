@@ -60,10 +60,11 @@ pub use network::{EfficientNet, reductions};
 pub use pipeline::{PseudoLabelOutcome, train_and_predict};
 pub use predict::{Prediction, TrainedClassifier};
 pub use pseudo::{
-    ClassPseudoCount, PseudoLabelSummary, new_run_id, run_id_now, summarise, write_pseudo_labels,
+    ClassPseudoCount, PseudoLabelProposal, PseudoLabelSummary, new_run_id, run_id_now, summarise,
+    write_pseudo_labels,
 };
 pub use spreading::{
     CrossValidation, Spread, SpreadingConfig, cross_validate, spread_labels, stratified_folds,
 };
 pub use train::{EpochProgress, MIN_LABELLED, train};
-pub use worker::{Classifier, ClassifierEvent, ClassifierHandle};
+pub use worker::{Classifier, ClassifierEvent, ClassifierHandle, HandLabels};

@@ -73,6 +73,33 @@ pub fn summarise(
     }
 }
 
+/// One labeller run's pseudo-labels, not yet in any store: whoever owns the store (the
+/// app's label keeper, the CLI) writes them, as one undoable change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PseudoLabelProposal {
+    /// Class names the predictions index (store classes when the run started).
+    pub classes: Vec<String>,
+    pub predictions: Vec<Prediction>,
+    pub provenance: Provenance,
+}
+
+impl PseudoLabelProposal {
+    /// Replaces the store's pseudo-labels by these; `id_of` names a member (`None`: the
+    /// member is gone and its proposal is skipped).
+    pub fn write_to<'a>(
+        &'a self,
+        store: &mut LabelStore,
+        id_of: impl Fn(usize) -> Option<&'a str>,
+    ) -> DataResult<()> {
+        let entries = self.predictions.iter().filter_map(|p| {
+            let class = self.classes.get(p.class as usize)?;
+            Some((id_of(p.member)?, class.as_str(), p.confidence))
+        });
+        store.set_pseudo(entries, self.provenance.clone())?;
+        Ok(())
+    }
+}
+
 /// Replaces the store's pseudo-labels by `predictions` (class indices into `classes`, which
 /// must be store classes), all with `provenance` (e.g. `classifier:<run_id>`). Empty
 /// `predictions` clear them: a run that trusts no labeller leaves no stale proposals.

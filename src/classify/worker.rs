@@ -1,14 +1,16 @@
-//! The pseudo-labeller thread: [`Classifier::spawn`] starts it next to an ensemble and its
-//! label store. [`ClassifierHandle::train`] estimates label spreading and the classifier on
-//! the store's current manual labels, chooses ([`choose_and_label`]) and writes the chosen
-//! labeller's pseudo-labels; [`ClassifierHandle::spread`] reruns spreading alone (a second
-//! or two) over the newest features [`ClassifierHandle::set_features`] gave it — the latents
-//! of the latest epoch — so the pseudo-labels follow the map after each epoch and relabel.
-//! [`ClassifierHandle::stop`] cancels. Sending never blocks, and events arrive on an
-//! unbounded channel (a few per epoch).
+//! The pseudo-labeller thread: [`Classifier::spawn`] starts it next to an ensemble.
+//! [`ClassifierHandle::train`] estimates label spreading and the classifier on the hand labels
+//! it is given, chooses ([`choose_and_label`]) and proposes the chosen labeller's
+//! pseudo-labels ([`ClassifierEvent::PseudoLabels`]); it never writes a label store itself —
+//! the store's one owner applies the proposal. [`ClassifierHandle::spread`] reruns spreading
+//! alone (a second or two) over the newest features [`ClassifierHandle::set_features`] gave
+//! it — the latents of the latest epoch — so the pseudo-labels follow the map after each
+//! epoch and relabel. [`ClassifierHandle::stop`] cancels. Sending never blocks, and events
+//! arrive on an unbounded channel (a few per epoch).
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -23,18 +25,18 @@ use super::error::{ClassifyError, ClassifyResult};
 use super::features::{PixelFeatures, SpectrumFeatures};
 use super::labelled::LabelledSet;
 use super::metrics::HeldoutReport;
-use super::pseudo::{PseudoLabelSummary, new_run_id, summarise, write_pseudo_labels};
+use super::pseudo::{PseudoLabelProposal, PseudoLabelSummary, new_run_id, summarise};
 use super::spreading::SpreadingConfig;
 use super::train::EpochProgress;
 use crate::data::Ensemble;
-use crate::labels::{LabelStore, Provenance};
+use crate::labels::{LabelSnapshot, Provenance};
 use crate::projection::KnnGraph;
 use crate::task::TaskControl;
 use crate::train::backend::panic_message;
 use crate::train::{SelectedBackend, select_backend};
 
 /// What the classifier thread reports. Every run ends with exactly one of
-/// `PseudoLabelsWritten`, `Stopped`, `Skipped` or `Error`.
+/// `PseudoLabels`, `Stopped`, `Skipped` or `Error`.
 #[derive(Debug, Clone)]
 pub enum ClassifierEvent {
     /// The backend in use (once, before the first run).
@@ -51,7 +53,7 @@ pub enum ClassifierEvent {
         run_id: String,
         progress: EpochProgress,
     },
-    /// Trained and predicted (with the held-out figures); the pseudo-labels are written next.
+    /// Trained and predicted (with the held-out figures); the pseudo-labels follow.
     Trained {
         run_id: String,
         report: HeldoutReport,
@@ -61,14 +63,16 @@ pub enum ClassifierEvent {
         run_id: String,
         stage: String,
     },
-    /// The estimates and the choice; the pseudo-labels (none if nothing was chosen) are
-    /// written next.
+    /// The estimates and the choice; the pseudo-labels (none if nothing was chosen) follow.
     Chosen {
         run_id: String,
         choice: Choice,
     },
-    PseudoLabelsWritten {
+    /// The run's pseudo-labels for the store's owner to write (empty when no labeller was
+    /// trusted: writing them clears stale proposals).
+    PseudoLabels {
         run_id: String,
+        proposal: Arc<PseudoLabelProposal>,
         summary: PseudoLabelSummary,
     },
     Stopped {
@@ -89,7 +93,7 @@ impl ClassifierEvent {
     pub fn ends_run(&self) -> bool {
         matches!(
             self,
-            Self::PseudoLabelsWritten { .. }
+            Self::PseudoLabels { .. }
                 | Self::Stopped { .. }
                 | Self::Skipped { .. }
                 | Self::Error { .. }
@@ -97,15 +101,25 @@ impl ClassifierEvent {
     }
 }
 
+/// The hand labels a run learns from, and the file they came from (for error messages).
+#[derive(Debug, Clone)]
+pub struct HandLabels {
+    /// Manual labels only (a snapshot taken with a NaN threshold admits no pseudo-label).
+    pub snapshot: LabelSnapshot,
+    pub origin: PathBuf,
+}
+
 enum Command {
-    /// Estimate both labellers, choose, write.
+    /// Estimate both labellers, choose, propose.
     Train {
         run_id: String,
+        labels: HandLabels,
         control: TaskControl,
     },
-    /// Spreading alone over the newest features, if spreading is what the store trusts.
+    /// Spreading alone over the newest features, if spreading is what the last run trusted.
     Spread {
         run_id: String,
+        labels: HandLabels,
         control: TaskControl,
     },
     /// Features of every member for spreading (`name`: `latent`, `pixels`).
@@ -118,20 +132,18 @@ enum Command {
 pub struct Classifier;
 
 impl Classifier {
-    /// Starts the thread; it waits for [`ClassifierHandle::train`]. `store` is shared with
-    /// whoever edits labels (the app): it is locked only to read the manual labels when a
-    /// run starts and to write the pseudo-labels when it ends.
+    /// Starts the thread; it waits for [`ClassifierHandle::train`].
     pub fn spawn(
         ensemble: Ensemble,
-        store: Arc<Mutex<LabelStore>>,
         config: ClassifierConfig,
     ) -> std::io::Result<ClassifierHandle> {
         let (commands, commands_rx) = crossbeam_channel::unbounded();
         let (events_tx, events) = crossbeam_channel::unbounded();
+        let wake: Wake = Arc::new(std::sync::OnceLock::new());
         let worker = Worker {
             ensemble,
-            store,
             config,
+            wake: wake.clone(),
             backend: None,
             given: None,
             own: Vec::new(),
@@ -146,6 +158,7 @@ impl Classifier {
             commands: Some(commands),
             events,
             current: Mutex::new(TaskControl::new()),
+            wake,
             thread: Some(thread),
         })
     }
@@ -157,21 +170,39 @@ pub struct ClassifierHandle {
     events: Receiver<ClassifierEvent>,
     /// The control of the latest requested run.
     current: Mutex<TaskControl>,
+    wake: Wake,
     thread: Option<JoinHandle<()>>,
 }
 
+/// Called on the classifier thread after each event is queued (set once).
+type Wake = Arc<std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>>;
+
 impl ClassifierHandle {
-    /// Starts a run on the store's manual labels now, cancelling a run in progress (call it
-    /// whenever manual labels change). Returns the new run's id.
-    pub fn train(&self) -> String {
-        self.start(|run_id, control| Command::Train { run_id, control })
+    /// Starts a run on `labels` now, cancelling a run in progress (call it whenever manual
+    /// labels change). Returns the new run's id.
+    pub fn train(&self, labels: HandLabels) -> String {
+        self.start(|run_id, control| Command::Train {
+            run_id,
+            labels,
+            control,
+        })
+    }
+
+    /// `wake` is called on the classifier thread after each event is queued (a UI asks for
+    /// a repaint in it instead of polling). Only the first call takes effect.
+    pub fn on_event(&self, wake: impl Fn() + Send + Sync + 'static) {
+        let _ = self.wake.set(Box::new(wake));
     }
 
     /// Reruns label spreading alone over the newest features (after an epoch or a relabel),
     /// cancelling a run in progress. It writes only while spreading is the trusted
     /// labeller: before any full run, or when the last one chose spreading.
-    pub fn spread(&self) -> String {
-        self.start(|run_id, control| Command::Spread { run_id, control })
+    pub fn spread(&self, labels: HandLabels) -> String {
+        self.start(|run_id, control| Command::Spread {
+            run_id,
+            labels,
+            control,
+        })
     }
 
     /// Features of every member (one row each) for the next runs, e.g. an epoch's latents.
@@ -227,8 +258,8 @@ impl Drop for ClassifierHandle {
 
 struct Worker {
     ensemble: Ensemble,
-    store: Arc<Mutex<LabelStore>>,
     config: ClassifierConfig,
+    wake: Wake,
     backend: Option<SelectedBackend>,
     /// The newest features given (an epoch's latents), by name.
     given: Option<(Arc<Array2<f32>>, &'static str)>,
@@ -244,15 +275,23 @@ struct Worker {
 impl Worker {
     fn run(mut self, commands: Receiver<Command>) {
         while let Ok(command) = commands.recv() {
-            let (run_id, control, spreading_only) = match command {
+            let (run_id, labels, control, spreading_only) = match command {
                 Command::Features { rows, name } => {
                     if rows.nrows() == self.ensemble.len() {
                         self.given = Some((rows, name));
                     }
                     continue;
                 }
-                Command::Train { run_id, control } => (run_id, control, false),
-                Command::Spread { run_id, control } => (run_id, control, true),
+                Command::Train {
+                    run_id,
+                    labels,
+                    control,
+                } => (run_id, labels, control, false),
+                Command::Spread {
+                    run_id,
+                    labels,
+                    control,
+                } => (run_id, labels, control, true),
             };
             let trusts_spreading = matches!(self.trusted, None | Some(Some(Labeller::Spreading)));
             if spreading_only && !trusts_spreading {
@@ -265,7 +304,7 @@ impl Worker {
                 continue;
             }
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                self.run_once(&run_id, &control, spreading_only)
+                self.run_once(&run_id, &labels, &control, spreading_only)
             }))
             .unwrap_or_else(|panic| {
                 Err(ClassifyError::Failed(format!(
@@ -274,7 +313,11 @@ impl Worker {
                 )))
             });
             let event = match outcome {
-                Ok(summary) => ClassifierEvent::PseudoLabelsWritten { run_id, summary },
+                Ok((proposal, summary)) => ClassifierEvent::PseudoLabels {
+                    run_id,
+                    proposal: Arc::new(proposal),
+                    summary,
+                },
                 Err(ClassifyError::Cancelled) => ClassifierEvent::Stopped { run_id },
                 Err(e) => ClassifierEvent::Error {
                     run_id,
@@ -286,16 +329,7 @@ impl Worker {
     }
 
     fn send(&self, event: ClassifierEvent) {
-        // Nobody listening any more is fine: the handle is being dropped.
-        let _ = self.events.send(event);
-    }
-
-    fn store(&self) -> MutexGuard<'_, LabelStore> {
-        // A panic elsewhere while holding the store leaves it consistent: every store
-        // change is all-or-nothing.
-        self.store
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        send_and_wake(&self.events, &self.wake, event);
     }
 
     fn backend(&mut self) -> SelectedBackend {
@@ -342,16 +376,13 @@ impl Worker {
     fn run_once(
         &mut self,
         run_id: &str,
+        labels: &HandLabels,
         control: &TaskControl,
         spreading_only: bool,
-    ) -> Result<PseudoLabelSummary, ClassifyError> {
+    ) -> Result<(PseudoLabelProposal, PseudoLabelSummary), ClassifyError> {
         let backend = self.backend();
-        let labelled = {
-            let store = self.store();
-            // NaN admits no pseudo-label: the labellers learn from hand labels only.
-            let snapshot = store.snapshot(f32::NAN);
-            LabelledSet::from_snapshot(&snapshot, &self.ensemble, store.path())?
-        };
+        let labelled =
+            LabelledSet::from_snapshot(&labels.snapshot, &self.ensemble, &labels.origin)?;
         self.send(ClassifierEvent::Started {
             run_id: run_id.to_string(),
             labelled_members: labelled.len(),
@@ -363,7 +394,7 @@ impl Worker {
         };
         self.send(stage("features"));
         let features = self.feature_sets(control)?;
-        let events = self.events.clone();
+        let (events, wake) = (self.events.clone(), self.wake.clone());
         let mut observe = |step: LabellerStep<'_>| {
             let event = match step {
                 LabellerStep::Stage(s) => stage(s),
@@ -372,7 +403,7 @@ impl Worker {
                     progress: progress.clone(),
                 },
             };
-            let _ = events.send(event);
+            send_and_wake(&events, &wake, event);
         };
         let options = LabellerOptions {
             spreading: Some(SpreadingConfig::default()),
@@ -409,18 +440,25 @@ impl Worker {
             }
             None => (String::new(), Provenance::classifier("none")),
         };
-        write_pseudo_labels(
-            &mut self.store(),
-            &self.ensemble,
-            &outcome.classes,
-            &outcome.predictions,
-            provenance,
-        )?;
-        Ok(summarise(
+        let summary = summarise(
             &written_id,
             &outcome.classes,
             &outcome.predictions,
             self.config.confidence_threshold,
-        ))
+        );
+        let proposal = PseudoLabelProposal {
+            classes: outcome.classes,
+            predictions: outcome.predictions,
+            provenance,
+        };
+        Ok((proposal, summary))
+    }
+}
+
+fn send_and_wake(events: &Sender<ClassifierEvent>, wake: &Wake, event: ClassifierEvent) {
+    // Nobody listening any more is fine: the handle is being dropped.
+    let _ = events.send(event);
+    if let Some(wake) = wake.get() {
+        wake();
     }
 }

@@ -214,28 +214,35 @@ const DROPPABLE_CAPS: [usize; 3] = [256, 2, 2];
 
 type Pending = Arc<[AtomicUsize; 3]>;
 
+/// Called on the training thread after each queued event (set once, by the consumer).
+pub(crate) type Wake = Arc<std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>>;
+
 /// The training thread's end.
 #[derive(Clone)]
 pub(crate) struct EventSender {
     tx: Sender<TrainEvent>,
     pending: Pending,
+    wake: Wake,
 }
 
 /// The consumer's end.
 pub struct EventReceiver {
     rx: Receiver<TrainEvent>,
     pending: Pending,
+    wake: Wake,
 }
 
 pub(crate) fn event_channel() -> (EventSender, EventReceiver) {
     let (tx, rx) = crossbeam_channel::unbounded();
     let pending: Pending = Arc::new(Default::default());
+    let wake: Wake = Arc::new(std::sync::OnceLock::new());
     (
         EventSender {
             tx,
             pending: pending.clone(),
+            wake: wake.clone(),
         },
-        EventReceiver { rx, pending },
+        EventReceiver { rx, pending, wake },
     )
 }
 
@@ -251,10 +258,19 @@ impl EventSender {
         }
         // A gone receiver means nobody listens any more; training goes on to its checkpoint.
         let _ = self.tx.send(event);
+        if let Some(wake) = self.wake.get() {
+            wake();
+        }
     }
 }
 
 impl EventReceiver {
+    /// `wake` runs on the training thread after each queued event (a UI requests a repaint
+    /// in it instead of polling). Only the first call takes effect.
+    pub fn on_event(&self, wake: impl Fn() + Send + Sync + 'static) {
+        let _ = self.wake.set(Box::new(wake));
+    }
+
     fn received(&self, event: TrainEvent) -> TrainEvent {
         if let Some(kind) = event.droppable_kind() {
             self.pending[kind].fetch_sub(1, Ordering::AcqRel);

@@ -139,6 +139,34 @@ impl TrainedModel {
         Ok(out)
     }
 
+    /// Mean squared reconstruction error of each of `members`, in data units (what the map's
+    /// error colouring shows). `control` reports progress per batch; `Ok(None)` when it was
+    /// cancelled.
+    pub fn reconstruction_errors(
+        &self,
+        ensemble: &Ensemble,
+        members: &[usize],
+        control: &crate::task::TaskControl,
+    ) -> DataResult<Option<Vec<f32>>> {
+        let mut errors = Vec::with_capacity(members.len());
+        for chunk in members.chunks(BATCH_MEMBERS) {
+            if control.is_cancelled() {
+                return Ok(None);
+            }
+            control.report("reconstruct", errors.len(), members.len());
+            errors.extend(self.reconstruct(ensemble, chunk)?.iter().map(|r| {
+                let squared: f32 = r
+                    .original
+                    .iter()
+                    .zip(&r.reconstruction)
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum();
+                squared / r.original.len().max(1) as f32
+            }));
+        }
+        Ok(Some(errors))
+    }
+
     /// Latent codes (μ for a VAE) of `members`, row-major `members.len() × latent_dim`.
     pub fn encode(&self, ensemble: &Ensemble, members: &[usize]) -> DataResult<Vec<f32>> {
         let mut values = Vec::with_capacity(members.len() * self.latent_dim());

@@ -128,6 +128,22 @@ impl TrainerHandle {
         self.send(Command::UpdateLabels(labels));
     }
 
+    /// A sender of new labels that outlives borrows of this handle: the label store's owner
+    /// pushes each new snapshot through it, used from the trainer's next batch.
+    pub fn label_sink(&self) -> impl Fn(LabelSnapshot) + Send + Sync + 'static {
+        let commands = self.commands.clone();
+        move |labels| {
+            // A finished trainer has dropped its receiver; labels for it are moot.
+            let _ = commands.send(Command::UpdateLabels(labels));
+        }
+    }
+
+    /// `wake` runs on the training thread after each event is queued (a UI asks for a
+    /// repaint in it instead of polling). Only the first call takes effect.
+    pub fn on_event(&self, wake: impl Fn() + Send + Sync + 'static) {
+        self.events.on_event(wake);
+    }
+
     pub fn update_loss_weights(&self, weights: LossWeights) {
         self.send(Command::UpdateLossWeights(weights));
     }

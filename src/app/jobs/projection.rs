@@ -3,13 +3,14 @@
 //! epochs, with intermediate frames of a cold layout for the animation and the live metrics
 //! (silhouette, neighbourhood hit of the hand-labelled members) computed beside it.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender};
 use ndarray::{Array2, Axis};
 
 use crate::analysis::embedding_metrics::{Sampling, neighbourhood_hit, silhouette};
+use crate::app::error::{AppError, AppResult};
+use crate::app::worker::{Queue, Report, Waker, Worker, WorkerContext};
 use crate::classify::PixelFeatures;
 use crate::data::Ensemble;
 use crate::projection::{
@@ -72,106 +73,72 @@ pub enum ProjectionEvent {
         coords: Vec<[f32; 2]>,
     },
     Done(ProjectedMap),
-    Error(String),
+    Error(AppError),
 }
 
+/// The projection worker: requests in, layouts out. Requests that pile up while a layout is
+/// in flight are skipped but the newest; the one in flight finishes first (cancelling it on
+/// every epoch would starve the map when epochs are faster than UMAP).
 pub struct ProjectionWorker {
-    requests: Sender<ProjectionRequest>,
-    events: Receiver<ProjectionEvent>,
-    current: Arc<Mutex<TaskControl>>,
-    progress: Arc<Mutex<Option<TaskProgress>>>,
+    worker: Worker<ProjectionRequest, ProjectionEvent>,
 }
 
 impl ProjectionWorker {
-    pub fn start() -> std::io::Result<Self> {
-        let (requests, requests_rx) = crossbeam_channel::unbounded::<ProjectionRequest>();
-        let (events_tx, events) = crossbeam_channel::unbounded();
-        let current = Arc::new(Mutex::new(TaskControl::new()));
-        let progress = Arc::new(Mutex::new(None));
-        let (worker_current, worker_progress) = (current.clone(), progress.clone());
-        std::thread::Builder::new()
-            .name("sense-projection".into())
-            .spawn(move || {
-                while let Ok(mut request) = requests_rx.recv() {
-                    // Only the newest request matters.
-                    while let Ok(newer) = requests_rx.try_recv() {
-                        request = newer;
-                    }
-                    let sink = worker_progress.clone();
-                    let control = TaskControl::new().with_progress(move |p| {
-                        if let Ok(mut slot) = sink.lock() {
-                            *slot = Some(p);
-                        }
-                    });
-                    if let Ok(mut slot) = worker_current.lock() {
-                        *slot = control.clone();
-                    }
-                    let outcome = run(request, &control, &events_tx);
-                    if let Ok(mut slot) = worker_progress.lock() {
-                        *slot = None;
-                    }
-                    let event = match outcome {
-                        Ok(map) => ProjectionEvent::Done(map),
-                        Err(_) if control.is_cancelled() => continue,
-                        Err(message) => ProjectionEvent::Error(message),
-                    };
-                    if events_tx.send(event).is_err() {
-                        return;
-                    }
-                }
-            })?;
-        Ok(Self {
-            requests,
-            events,
-            current,
-            progress,
-        })
+    pub fn start(waker: Waker) -> AppResult<Self> {
+        let worker = Worker::spawn("projection", Queue::Newest, waker, |request, context| {
+            match run(request, context) {
+                Ok(map) => context.send(ProjectionEvent::Done(map)),
+                // Cancelled: the map keeps its last finished layout.
+                Err(_) if context.control().is_cancelled() => {}
+                Err(e) => context.send(ProjectionEvent::Error(e)),
+            }
+        })?;
+        Ok(Self { worker })
     }
 
-    /// Projects `request` next. The layout in flight finishes first (cancelling it on every
-    /// epoch would starve the map when epochs are faster than UMAP); requests that pile up
-    /// meanwhile are skipped but the newest.
-    pub fn request(&mut self, request: ProjectionRequest) {
-        let _ = self.requests.send(request);
+    pub fn request(&self, request: ProjectionRequest) {
+        self.worker.send(request);
     }
 
     /// Stops the layout in flight (the map keeps its last finished layout).
-    pub fn cancel(&mut self) {
-        if let Ok(control) = self.current.lock() {
-            control.cancel();
-        }
+    pub fn cancel(&self) {
+        self.worker.cancel();
     }
 
-    pub fn try_recv(&mut self) -> Option<ProjectionEvent> {
-        self.events.try_recv().ok()
+    pub fn try_recv(&self) -> Option<ProjectionEvent> {
+        Some(match self.worker.try_recv()? {
+            Report::Event(event) => event,
+            Report::Panicked(message) => ProjectionEvent::Error(AppError::Panicked(message)),
+        })
     }
 
     /// Stage and fraction of the layout in flight.
     pub fn progress(&self) -> Option<TaskProgress> {
-        self.progress.lock().ok().and_then(|p| p.clone())
+        self.worker.progress()
+    }
+
+    /// A layout is in flight or waits.
+    pub fn is_busy(&self) -> bool {
+        self.worker.is_busy()
     }
 }
 
 fn run(
     request: ProjectionRequest,
-    control: &TaskControl,
-    events: &Sender<ProjectionEvent>,
-) -> Result<ProjectedMap, String> {
+    context: &WorkerContext<ProjectionEvent>,
+) -> AppResult<ProjectedMap> {
+    let control = context.control();
     let started = Instant::now();
     let (data, epoch, latents) = match request.input {
         MapInput::Latents { epoch, values } => (values.clone(), Some(epoch), Some(values)),
         MapInput::Pixels(ensemble) => (
-            Arc::new(
-                PixelFeatures::fit_transform(&ensemble, &request.members, control)
-                    .map_err(|e| e.to_string())?
-                    .1,
-            ),
+            Arc::new(PixelFeatures::fit_transform(&ensemble, &request.members, control)?.1),
             None,
             None,
         ),
     };
     let anchors = match &request.previous {
-        Some(previous) => Some(previous.anchors(&request.ids).map_err(|e| e.to_string())?),
+        Some(previous) => Some(previous.anchors(&request.ids)?),
         None => None,
     }
     .filter(|a| a.n_known() > 0);
@@ -182,10 +149,9 @@ fn run(
     });
     let members = request.members.clone();
     let mut send_frame = |frame: LayoutFrame<'_>| {
-        let coords = rows_of(frame.coords.view());
-        let _ = events.send(ProjectionEvent::Frame {
+        context.send(ProjectionEvent::Frame {
             members: members.clone(),
-            coords,
+            coords: rows_of(frame.coords.view()),
         });
     };
     // A warm start moves little: only a cold layout is worth animating frame by frame.
@@ -196,8 +162,7 @@ fn run(
         }),
         Some(_) => None,
     };
-    let layout = project_with_frames(data.view(), &config, anchors.as_ref(), control, frames)
-        .map_err(|e| e.to_string())?;
+    let layout = project_with_frames(data.view(), &config, anchors.as_ref(), control, frames)?;
     let coords = rows_of(layout.coords.view());
     let metrics = live_metrics(&coords, &request.metric_labels, control);
     Ok(ProjectedMap {

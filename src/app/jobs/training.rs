@@ -4,12 +4,28 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::app::error::AppError;
+use crate::app::worker::Waker;
 use crate::data::Ensemble;
 use crate::labels::LabelSnapshot;
 use crate::train::{
-    EpochSummary, LossWeights, Losses, Reconstruction, TrainConfig, TrainEvent, Trainer,
-    TrainerHandle,
+    EpochSummary, EvalSubset, LossWeights, Losses, Reconstruction, TrainConfig, TrainEvent,
+    Trainer, TrainerHandle,
 };
+
+/// Ensembles up to this size report every member's latents each epoch (the map subsamples).
+const ALL_LATENTS_MAX_MEMBERS: usize = 50_000;
+
+/// The training configuration the app runs: the form's, with the latents the map needs.
+pub fn app_train_config(form: &TrainConfig, ensemble_len: usize) -> TrainConfig {
+    let mut config = form.clone();
+    config.evaluation.latents_every_epochs = 1;
+    config.evaluation.subset = match ensemble_len <= ALL_LATENTS_MAX_MEMBERS {
+        true => EvalSubset::All,
+        false => EvalSubset::Labelled,
+    };
+    config
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunState {
@@ -66,21 +82,29 @@ pub struct TrainingRun {
     /// A checkpoint of this run is on disk.
     pub checkpoint_written: bool,
     started_at: Option<Instant>,
+    backlog: bool,
 }
 
 impl TrainingRun {
-    /// Starts a run (or continues the one in `run_dir`). Setup errors arrive as events.
+    /// Starts a run (or continues the one in `run_dir`). Setup errors arrive as events;
+    /// each event wakes the UI through `waker`.
     pub fn start(
         ensemble: Ensemble,
         labels: LabelSnapshot,
         config: TrainConfig,
         run_dir: PathBuf,
         resume: bool,
-    ) -> std::io::Result<Self> {
+        waker: Waker,
+    ) -> Result<Self, AppError> {
         let handle = match resume {
-            true => Trainer::resume(ensemble, labels, config.clone(), &run_dir)?,
-            false => Trainer::spawn(ensemble, labels, config.clone(), &run_dir)?,
-        };
+            true => Trainer::resume(ensemble, labels, config.clone(), &run_dir),
+            false => Trainer::spawn(ensemble, labels, config.clone(), &run_dir),
+        }
+        .map_err(|source| AppError::Thread {
+            name: "trainer".into(),
+            source,
+        })?;
+        handle.on_event(move || waker.wake());
         Ok(Self {
             handle,
             state: RunState::Starting,
@@ -94,6 +118,7 @@ impl TrainingRun {
             images_per_sec: None,
             checkpoint_written: false,
             started_at: None,
+            backlog: false,
         })
     }
 
@@ -112,8 +137,9 @@ impl TrainingRun {
         self.handle.stop();
     }
 
-    pub fn update_labels(&self, labels: LabelSnapshot) {
-        self.handle.update_labels(labels);
+    /// Where the label keeper pushes each new training snapshot.
+    pub fn label_sink(&self) -> crate::app::label_keeper::LabelSink {
+        Box::new(self.handle.label_sink())
     }
 
     pub fn update_loss_weights(&self, weights: LossWeights) {
@@ -123,13 +149,20 @@ impl TrainingRun {
     /// Reads at most `budget` pending events (so a flood never stalls a frame).
     pub fn pump(&mut self, budget: usize) -> Vec<TrainingUpdate> {
         let mut updates = Vec::new();
+        self.backlog = true;
         for _ in 0..budget {
             let Ok(event) = self.handle.try_recv() else {
+                self.backlog = false;
                 break;
             };
             self.absorb(event, &mut updates);
         }
         updates
+    }
+
+    /// The last [`pump`](Self::pump) left events unread.
+    pub fn has_pending_events(&self) -> bool {
+        self.backlog
     }
 
     fn absorb(&mut self, event: TrainEvent, updates: &mut Vec<TrainingUpdate>) {

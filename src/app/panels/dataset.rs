@@ -1,21 +1,13 @@
 //! Dataset panel: what the data is, its classes (add, rename, merge) and the pseudo-labeller.
 
-use std::collections::BTreeSet;
-
-use crate::app::SenseApp;
-use crate::app::label_keeper::LabelEdit;
+use super::keys::key_hint;
+use crate::app::commands::{AppCommand, CommandQueue};
+use crate::app::label_keeper::{LabelEdit, LabelView};
+use crate::app::state::{AppState, Forms};
 use crate::classify::Choice;
 
-#[derive(Default)]
-pub struct DatasetForm {
-    pub new_class: String,
-    pub rename_from: Option<String>,
-    pub rename_to: String,
-    pub merge: BTreeSet<String>,
-}
-
-pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
-    let Some(ws) = app.ws.as_mut() else {
+pub fn show(ui: &mut egui::Ui, state: &mut AppState, queue: &mut CommandQueue) {
+    let Some(ws) = state.ws.as_ref() else {
         return;
     };
     ui.heading("Dataset");
@@ -24,11 +16,8 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
         .num_columns(2)
         .show(ui, |ui| {
             ui.label("name");
-            let spec = &app.session.file.dataset;
-            let name = std::path::Path::new(spec)
-                .file_name()
-                .map_or(spec.clone(), |n| n.to_string_lossy().into_owned());
-            ui.label(name).on_hover_text(spec);
+            let spec = &state.session.file.dataset;
+            ui.label(super::dataset_name(spec)).on_hover_text(spec);
             ui.end_row();
             ui.label("members");
             ui.label(ws.ensemble.len().to_string());
@@ -58,95 +47,10 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
         labels.manual_count(),
         labels.threshold
     ));
-
+    let forms = &mut state.forms;
     egui::CollapsingHeader::new("Classes")
         .default_open(true)
-        .show(ui, |ui| {
-            egui::Grid::new("classes")
-                .num_columns(4)
-                .striped(true)
-                .show(ui, |ui| {
-                    ui.label("");
-                    ui.label("class");
-                    ui.label("manual");
-                    ui.label("pseudo ≥ t");
-                    ui.end_row();
-                    for (i, class) in labels.classes.iter().enumerate() {
-                        let mut merged = ws.dataset_form.merge.contains(&class.name);
-                        ui.horizontal(|ui| {
-                            if ui
-                                .checkbox(&mut merged, "")
-                                .on_hover_text("Pick for merging")
-                                .changed()
-                            {
-                                match merged {
-                                    true => ws.dataset_form.merge.insert(class.name.clone()),
-                                    false => ws.dataset_form.merge.remove(&class.name),
-                                };
-                            }
-                            let (rect, _) =
-                                ui.allocate_exact_size([12.0, 12.0].into(), egui::Sense::hover());
-                            ui.painter().rect_filled(rect, 2.0, class.colour);
-                        });
-                        let name = ui.selectable_label(
-                            ws.dataset_form.rename_from.as_deref() == Some(class.name.as_str()),
-                            format!("{} {}", key_hint(i), class.name),
-                        );
-                        if name.on_hover_text("Click to rename").clicked() {
-                            ws.dataset_form.rename_from = Some(class.name.clone());
-                            ws.dataset_form.rename_to = class.name.clone();
-                        }
-                        ui.label(class.manual.to_string());
-                        ui.label(class.pseudo_confident.to_string());
-                        ui.end_row();
-                    }
-                });
-            ui.horizontal(|ui| {
-                ui.add(
-                    egui::TextEdit::singleline(&mut ws.dataset_form.new_class)
-                        .hint_text("new class")
-                        .desired_width(140.0),
-                );
-                if ui.button("Add").clicked() && !ws.dataset_form.new_class.trim().is_empty() {
-                    let name = std::mem::take(&mut ws.dataset_form.new_class);
-                    ws.keeper.send(LabelEdit::AddClass(name));
-                }
-            });
-            if let Some(old) = ws.dataset_form.rename_from.clone() {
-                ui.horizontal(|ui| {
-                    ui.label(format!("rename '{old}' to"));
-                    ui.add(
-                        egui::TextEdit::singleline(&mut ws.dataset_form.rename_to)
-                            .desired_width(110.0),
-                    );
-                    if ui.button("Rename").clicked() {
-                        let new = ws.dataset_form.rename_to.trim().to_string();
-                        ws.keeper.send(LabelEdit::RenameClass { old, new });
-                        ws.dataset_form.rename_from = None;
-                    }
-                    if ui.button("Cancel").clicked() {
-                        ws.dataset_form.rename_from = None;
-                    }
-                });
-            }
-            let picked: Vec<String> = ws.dataset_form.merge.iter().cloned().collect();
-            if picked.len() >= 2 {
-                ui.horizontal_wrapped(|ui| {
-                    ui.label(format!("merge {} into", picked.join(", ")));
-                    for into in &picked {
-                        if ui.button(into).clicked() {
-                            let from = picked.iter().filter(|c| *c != into).cloned().collect();
-                            ws.keeper.send(LabelEdit::MergeClasses {
-                                from,
-                                into: into.clone(),
-                            });
-                            ws.dataset_form.merge.clear();
-                        }
-                    }
-                });
-            }
-        });
-
+        .show(ui, |ui| classes(ui, &labels, forms, queue));
     egui::CollapsingHeader::new("Pseudo-labeller")
         .default_open(true)
         .show(ui, |ui| {
@@ -157,10 +61,10 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
                     .fixed_decimals(2),
             );
             if slider.drag_stopped() || (slider.changed() && !slider.dragged()) {
-                app.session.file.pseudo_threshold = threshold;
-                ws.keeper.send(LabelEdit::SetThreshold(threshold));
+                queue.push(AppCommand::SetPseudoThreshold(threshold));
             }
-            let running = ws.pseudo.as_ref().is_some_and(|p| p.running);
+            let pseudo = ws.pseudo.as_ref();
+            let running = pseudo.is_some_and(|p| p.running);
             ui.horizontal(|ui| {
                 let retrain = ui
                     .add_enabled(!running, egui::Button::new("Retrain on hand labels"))
@@ -171,19 +75,13 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
                          other member",
                     );
                 if retrain.clicked() {
-                    match ws.pseudo_labeller(labels.threshold) {
-                        Ok(p) => p.retrain(),
-                        Err(e) => app.notifications.error(format!("Pseudo-labeller: {e}")),
-                    }
+                    queue.push(AppCommand::RetrainPseudoLabels);
                 }
-                if running
-                    && ui.button("Cancel").clicked()
-                    && let Some(p) = &ws.pseudo
-                {
-                    p.stop();
+                if running && ui.button("Cancel").clicked() {
+                    queue.push(AppCommand::CancelPseudoLabels);
                 }
             });
-            let mut follow = app.session.file.spreading_follows_map;
+            let mut follow = state.session.file.spreading_follows_map;
             if ui
                 .checkbox(&mut follow, "Spreading follows the map")
                 .on_hover_text(
@@ -192,9 +90,9 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
                 )
                 .changed()
             {
-                app.session.file.spreading_follows_map = follow;
+                queue.push(AppCommand::SetSpreadingFollowsMap(follow));
             }
-            if let Some(p) = &ws.pseudo {
+            if let Some(p) = pseudo {
                 if p.running {
                     ui.add(egui::ProgressBar::new(p.progress).show_percentage());
                 }
@@ -204,6 +102,90 @@ pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
                 }
             }
         });
+}
+
+/// The class table (pick to merge, click to rename), and adding a class.
+fn classes(ui: &mut egui::Ui, labels: &LabelView, forms: &mut Forms, queue: &mut CommandQueue) {
+    egui::Grid::new("classes")
+        .num_columns(4)
+        .striped(true)
+        .show(ui, |ui| {
+            ui.label("");
+            ui.label("class");
+            ui.label("manual");
+            ui.label("pseudo ≥ t");
+            ui.end_row();
+            for (i, class) in labels.classes.iter().enumerate() {
+                let mut merged = forms.merge.contains(&class.name);
+                ui.horizontal(|ui| {
+                    if ui
+                        .checkbox(&mut merged, "")
+                        .on_hover_text("Pick for merging")
+                        .changed()
+                    {
+                        match merged {
+                            true => forms.merge.insert(class.name.clone()),
+                            false => forms.merge.remove(&class.name),
+                        };
+                    }
+                    let (rect, _) =
+                        ui.allocate_exact_size([12.0, 12.0].into(), egui::Sense::hover());
+                    ui.painter().rect_filled(rect, 2.0, class.colour);
+                });
+                let name = ui.selectable_label(
+                    forms.rename_from.as_deref() == Some(class.name.as_str()),
+                    format!("{} {}", key_hint(i), class.name),
+                );
+                if name.on_hover_text("Click to rename").clicked() {
+                    forms.rename_from = Some(class.name.clone());
+                    forms.rename_to = class.name.clone();
+                }
+                ui.label(class.manual.to_string());
+                ui.label(class.pseudo_confident.to_string());
+                ui.end_row();
+            }
+        });
+    ui.horizontal(|ui| {
+        ui.add(
+            egui::TextEdit::singleline(&mut forms.new_class)
+                .hint_text("new class")
+                .desired_width(140.0),
+        );
+        if ui.button("Add").clicked() && !forms.new_class.trim().is_empty() {
+            let name = std::mem::take(&mut forms.new_class);
+            queue.push(AppCommand::Label(LabelEdit::AddClass(name)));
+        }
+    });
+    if let Some(old) = forms.rename_from.clone() {
+        ui.horizontal(|ui| {
+            ui.label(format!("rename '{old}' to"));
+            ui.add(egui::TextEdit::singleline(&mut forms.rename_to).desired_width(110.0));
+            if ui.button("Rename").clicked() {
+                let new = forms.rename_to.trim().to_string();
+                queue.push(AppCommand::Label(LabelEdit::RenameClass { old, new }));
+                forms.rename_from = None;
+            }
+            if ui.button("Cancel").clicked() {
+                forms.rename_from = None;
+            }
+        });
+    }
+    let picked: Vec<String> = forms.merge.iter().cloned().collect();
+    if picked.len() >= 2 {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(format!("merge {} into", picked.join(", ")));
+            for into in &picked {
+                if ui.button(into).clicked() {
+                    let from = picked.iter().filter(|c| *c != into).cloned().collect();
+                    queue.push(AppCommand::Label(LabelEdit::MergeClasses {
+                        from,
+                        into: into.clone(),
+                    }));
+                    forms.merge.clear();
+                }
+            }
+        });
+    }
 }
 
 /// The estimates behind the pseudo-labels, and why they were chosen.
@@ -231,13 +213,4 @@ fn choice_report(ui: &mut egui::Ui, choice: &Choice) {
             ui.end_row();
         });
     ui.label(egui::RichText::new(&choice.reason).small().weak());
-}
-
-/// The key that relabels the selection as class `i` (1–9, then 0).
-pub fn key_hint(i: usize) -> String {
-    match i {
-        0..=8 => format!("[{}]", i + 1),
-        9 => "[0]".into(),
-        _ => String::new(),
-    }
 }

@@ -4,8 +4,8 @@
 
 use egui_plot::{GridMark, Legend, Line, LineStyle, Plot, PlotPoints};
 
-use crate::app::SenseApp;
 use crate::app::map::palette;
+use crate::app::state::AppState;
 use crate::train::{EpochSummary, Losses};
 
 /// (label, getter) of every loss term a curve can show.
@@ -18,8 +18,8 @@ const TERMS: [Term; 5] = [
     ("contrastive", |l| l.contrastive),
 ];
 
-pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
-    let Some(ws) = app.ws.as_ref() else {
+pub fn show(ui: &mut egui::Ui, state: &AppState) {
+    let Some(ws) = state.ws.as_ref() else {
         return;
     };
     let Some(run) = ws.training.as_ref() else {

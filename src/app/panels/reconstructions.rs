@@ -1,63 +1,10 @@
 //! Reconstructions: fixed validation members, original / reconstruction / error map, refreshed
 //! every epoch.
 
-use crate::app::SenseApp;
-use crate::app::images::{error_image, finite_range, to_color_image};
-use crate::app::jobs::training::TrainingRun;
-use crate::data::Shape;
+use crate::app::state::AppState;
 
-#[derive(Default)]
-pub struct ReconstructionTextures {
-    epoch: Option<usize>,
-    rows: Vec<(String, [egui::TextureHandle; 3])>,
-}
-
-impl ReconstructionTextures {
-    /// Uploads the run's latest reconstructions if they are new.
-    pub fn refresh(&mut self, ctx: &egui::Context, run: &TrainingRun) {
-        let Some((epoch, images)) = &run.history.reconstructions else {
-            return;
-        };
-        if self.epoch == Some(*epoch) {
-            return;
-        }
-        self.epoch = Some(*epoch);
-        self.rows = images
-            .iter()
-            .map(|r| {
-                let shape = Shape {
-                    channels: r.shape[0],
-                    height: r.shape[1],
-                    width: r.shape[2],
-                };
-                // Original and reconstruction on the original's range, so they compare.
-                let range = finite_range(&r.original);
-                let max_error = range.1 - range.0;
-                let texture = |name: &str, image| {
-                    ctx.load_texture(
-                        format!("recon-{}-{name}", r.member),
-                        image,
-                        egui::TextureOptions::NEAREST,
-                    )
-                };
-                (
-                    r.id.clone(),
-                    [
-                        texture("orig", to_color_image(&r.original, shape, Some(range))),
-                        texture("rec", to_color_image(&r.reconstruction, shape, Some(range))),
-                        texture(
-                            "err",
-                            error_image(&r.original, &r.reconstruction, shape, max_error * 0.5),
-                        ),
-                    ],
-                )
-            })
-            .collect();
-    }
-}
-
-pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
-    let Some(ws) = app.ws.as_ref() else {
+pub fn show(ui: &mut egui::Ui, state: &AppState) {
+    let Some(ws) = state.ws.as_ref() else {
         return;
     };
     let textures = &ws.reconstructions;

@@ -2,9 +2,10 @@
 //! controls (Start / Continue / Pause / Resume / Stop), progress with ETA and throughput.
 //! λ changes during a run go to the trainer and apply from the next epoch.
 
-use crate::app::SenseApp;
-use crate::app::jobs::training::{RunState, TrainingRun};
-use crate::app::sense_app::app_train_config;
+use crate::app::commands::{AppCommand, CommandQueue};
+use crate::app::jobs::training::RunState;
+use crate::app::state::AppState;
+use crate::app::workspace::Workspace;
 use crate::data::transform::{PreTransform, Scaling};
 use crate::nn::losses::ReconstructionLoss;
 use crate::nn::{ActivationKind, ModelKind};
@@ -12,51 +13,35 @@ use crate::train::{
     BackendChoice, EarlyStopping, LossWeights, LrScheduler, Monitor, OptimizerKind, TrainConfig,
 };
 
-/// The form's state: the configuration being edited.
-pub struct TrainForm {
-    pub config: TrainConfig,
-}
-
-impl TrainForm {
-    pub fn from_config(config: &TrainConfig) -> Self {
-        Self {
-            config: config.clone(),
-        }
-    }
-}
-
-pub fn show(app: &mut SenseApp, ui: &mut egui::Ui) {
+pub fn show(ui: &mut egui::Ui, state: &mut AppState, queue: &mut CommandQueue) {
     ui.heading("Training");
-    controls(app, ui);
-    let running = app
-        .ws
-        .as_ref()
-        .and_then(|ws| ws.training.as_ref())
-        .is_some_and(|t| t.state.is_active());
-    let before = loss_weights(&app.form.config);
+    let Some(ws) = state.ws.as_ref() else {
+        return;
+    };
+    controls(ui, ws, queue);
+    let running = ws.is_training();
+    let config = &mut state.forms.train;
+    let before = loss_weights(config);
     egui::CollapsingHeader::new("Model and loss")
         .default_open(true)
         .show(ui, |ui| {
             // Settings that shape the model cannot change mid-run.
-            ui.add_enabled_ui(!running, |ui| model_form(&mut app.form.config, ui));
-            loss_form(&mut app.form.config, running, ui);
+            ui.add_enabled_ui(!running, |ui| model_form(config, ui));
+            loss_form(config, running, ui);
         });
     egui::CollapsingHeader::new("Optimisation")
         .default_open(false)
         .show(ui, |ui| {
-            ui.add_enabled_ui(!running, |ui| optimisation_form(&mut app.form.config, ui));
+            ui.add_enabled_ui(!running, |ui| optimisation_form(config, ui));
         });
     egui::CollapsingHeader::new("Data and variants")
         .default_open(false)
         .show(ui, |ui| {
-            ui.add_enabled_ui(!running, |ui| data_form(&mut app.form.config, ui));
+            ui.add_enabled_ui(!running, |ui| data_form(config, ui));
         });
-    let after = loss_weights(&app.form.config);
-    if running
-        && after != before
-        && let Some(run) = app.ws.as_ref().and_then(|ws| ws.training.as_ref())
-    {
-        run.update_loss_weights(after);
+    let after = loss_weights(config);
+    if running && after != before {
+        queue.push(AppCommand::SetLossWeights(after));
     }
 }
 
@@ -67,71 +52,40 @@ fn loss_weights(config: &TrainConfig) -> LossWeights {
     }
 }
 
-fn controls(app: &mut SenseApp, ui: &mut egui::Ui) {
-    let Some(ws) = app.ws.as_mut() else {
-        return;
-    };
-    let state = ws.training.as_ref().map(|t| t.state.clone());
-    let can_continue = ws.has_checkpoint;
-    ui.horizontal(|ui| {
-        let idle = state.as_ref().is_none_or(|s| !s.is_active());
-        let ready = ws.labels.is_some();
-        if idle {
-            let start = ui
-                .add_enabled(ready, egui::Button::new("Start"))
-                .on_hover_text("Train a new model (replaces the session's run)");
-            let resume = can_continue
-                && ui
-                    .add_enabled(ready, egui::Button::new("Continue"))
-                    .on_hover_text("Continue the session's run from its last checkpoint")
-                    .clicked();
-            if start.clicked() || resume {
-                let Some(labels) = ws.labels.as_ref() else {
-                    return;
-                };
-                let mut config = app_train_config(&app.form.config, ws.ensemble.len());
-                if resume {
-                    // More epochs than done so far, or the continuation ends at once.
-                    let done = ws.training.as_ref().map_or(0, |t| t.epoch);
-                    config.epochs = config.epochs.max(done + 1);
+fn controls(ui: &mut egui::Ui, ws: &Workspace, queue: &mut CommandQueue) {
+    ui.horizontal(
+        |ui| match ws.training.as_ref().filter(|t| t.state.is_active()) {
+            None => {
+                let ready = ws.labels.is_some();
+                let start = ui
+                    .add_enabled(ready, egui::Button::new("Start"))
+                    .on_hover_text("Train a new model (replaces the session's run)");
+                if start.clicked() {
+                    queue.push(AppCommand::StartTraining { resume: false });
                 }
-                if let Err(e) = config.validate() {
-                    app.notifications
-                        .error(format!("Training settings: {}", e.0));
-                    return;
+                if ws.has_checkpoint
+                    && ui
+                        .add_enabled(ready, egui::Button::new("Continue"))
+                        .on_hover_text("Continue the session's run from its last checkpoint")
+                        .clicked()
+                {
+                    queue.push(AppCommand::StartTraining { resume: true });
                 }
-                match TrainingRun::start(
-                    ws.ensemble.clone(),
-                    labels.snapshot.clone(),
-                    config,
-                    app.session.run_dir(),
-                    resume,
-                ) {
-                    Ok(run) => ws.training = Some(run),
-                    Err(e) => app
-                        .notifications
-                        .error(format!("Cannot start training: {e}")),
-                }
-                app.session.file.train_config = app.form.config.clone();
             }
-        } else if let Some(run) = ws.training.as_mut() {
-            match run.state {
-                RunState::Paused => {
+            Some(run) => {
+                if run.state == RunState::Paused {
                     if ui.button("Resume").clicked() {
-                        run.resume();
+                        queue.push(AppCommand::ResumeTraining);
                     }
+                } else if ui.button("Pause").clicked() {
+                    queue.push(AppCommand::PauseTraining);
                 }
-                _ => {
-                    if ui.button("Pause").clicked() {
-                        run.pause();
-                    }
+                if ui.button("Stop").clicked() {
+                    queue.push(AppCommand::StopTraining);
                 }
             }
-            if ui.button("Stop").clicked() {
-                run.stop();
-            }
-        }
-    });
+        },
+    );
     let Some(run) = ws.training.as_ref() else {
         ui.label("Not trained yet: the map shows the raw pixels (PCA-50, UMAP).");
         return;

@@ -1,0 +1,156 @@
+//! What tests (and the `--quit-after-first-map` smoke run) ask the app: read-only summaries
+//! of its state, and the few actions a test takes without pointer events.
+
+use std::sync::Arc;
+
+use super::commands::{AppCommand, execute};
+use super::jobs::JobKind;
+use super::jobs::training::RunState;
+use super::label_keeper::LabelView;
+use super::sense_app::SenseApp;
+
+/// A summary of the app's state for tests.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AppProbe {
+    /// Points with a k-means/GMM cluster.
+    pub clusters: Option<usize>,
+    /// Points with a reconstruction error.
+    pub reconstruction_errors: Option<usize>,
+    pub reconstructed: usize,
+    pub interpolation_frames: usize,
+    pub pseudo_labelled: usize,
+    /// The pseudo-labeller's last choice (`spreading`, `classifier`, `combined`, or `none`)
+    /// and the features spreading used.
+    pub labeller_choice: Option<(String, Option<String>)>,
+    /// Training members that carried a label in the latest epoch.
+    pub labelled_in_last_epoch: Option<usize>,
+    /// A toolbar, inspector, interpolation or pseudo-labeller job is running.
+    pub busy: bool,
+}
+
+impl SenseApp {
+    /// Whether the dataset is open and its labels are loaded.
+    pub fn is_ready(&self) -> bool {
+        self.state()
+            .ws
+            .as_ref()
+            .is_some_and(|ws| ws.labels.is_some())
+    }
+
+    /// Points on the map now.
+    pub fn map_points(&self) -> usize {
+        self.state()
+            .ws
+            .as_ref()
+            .map_or(0, |ws| ws.map.members.len())
+    }
+
+    /// Loss points drawn so far (steps and epochs).
+    pub fn loss_points(&self) -> usize {
+        self.state()
+            .ws
+            .as_ref()
+            .and_then(|ws| ws.training.as_ref())
+            .map_or(0, |t| t.history.steps.len() + t.history.epochs.len())
+    }
+
+    pub fn labels(&self) -> Option<Arc<LabelView>> {
+        self.state().ws.as_ref().and_then(|ws| ws.labels.clone())
+    }
+
+    pub fn selection(&self) -> Vec<usize> {
+        self.state()
+            .ws
+            .as_ref()
+            .map(|ws| ws.map.selection.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The epoch whose latents the map shows (`None`: raw pixels or nothing yet).
+    pub fn map_epoch(&self) -> Option<usize> {
+        self.state().ws.as_ref().and_then(|ws| ws.map.epoch)
+    }
+
+    pub fn map_rect(&self) -> Option<egui::Rect> {
+        self.state().map_rect
+    }
+
+    /// Selects members as a brush would (tests of what acts on a selection).
+    pub fn select_members(&mut self, members: &[usize]) {
+        execute(
+            self.state_mut(),
+            AppCommand::SelectMembers(members.to_vec()),
+        );
+    }
+
+    /// Where the map draws its point `row` (tests aim brushes with it).
+    pub fn map_point_on_screen(&self, row: usize) -> Option<egui::Pos2> {
+        let state = self.state();
+        let coords = state.ws.as_ref()?.map.coords.get(row).copied()?;
+        Some(state.scatter.data_to_screen(state.map_rect?, coords))
+    }
+
+    /// Nothing in flight that would change what is drawn (for snapshots).
+    pub fn is_settled(&self) -> bool {
+        let state = self.state();
+        !state.jobs.is_running(JobKind::BackendProbe)
+            && self.is_ready()
+            && state.ws.as_ref().is_some_and(|ws| {
+                !ws.projection.is_busy() && !ws.map.is_empty() && !ws.colours_dirty
+            })
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.state()
+            .ws
+            .as_ref()
+            .and_then(|ws| ws.training.as_ref())
+            .is_some_and(|t| t.state == RunState::Paused)
+    }
+
+    /// Whether a training run is going (starting, running, paused or stopping).
+    pub fn is_training(&self) -> bool {
+        self.state().ws.as_ref().is_some_and(|ws| ws.is_training())
+    }
+
+    /// Whether anything at all runs or waits (the app repaints only when it has news).
+    pub fn is_busy(&self) -> bool {
+        self.state().busy()
+    }
+
+    /// What the map, inspector and interpolation show now.
+    pub fn probe(&self) -> AppProbe {
+        let state = self.state();
+        let Some(ws) = state.ws.as_ref() else {
+            return AppProbe::default();
+        };
+        AppProbe {
+            clusters: ws.map.clusters.as_ref().map(Vec::len),
+            reconstruction_errors: ws.map.errors.as_ref().map(Vec::len),
+            reconstructed: ws.inspected.len(),
+            interpolation_frames: ws.interpolation.strip.len(),
+            pseudo_labelled: ws
+                .labels
+                .as_ref()
+                .map_or(0, |l| l.pseudo.iter().flatten().count()),
+            labeller_choice: ws.pseudo.as_ref().and_then(|p| p.choice.as_ref()).map(|c| {
+                let name = c.chosen.map_or("none", |l| l.name());
+                (name.to_string(), c.features.clone())
+            }),
+            labelled_in_last_epoch: ws
+                .training
+                .as_ref()
+                .and_then(|t| t.history.epochs.last())
+                .map(|e| e.labelled_members),
+            busy: state.jobs.busy_with_tools() || ws.pseudo.as_ref().is_some_and(|p| p.running),
+        }
+    }
+
+    pub fn errors(&self) -> Vec<String> {
+        self.state()
+            .notifications
+            .errors()
+            .map(str::to_string)
+            .collect()
+    }
+}
