@@ -58,6 +58,7 @@ fn session_with_epochs(dir: &Path, epochs: usize) -> Session {
     // Tests of spreading after each epoch turn it on themselves: elsewhere its writes would
     // make the labelled counts move between epochs.
     session.file.spreading_follows_map = false;
+    session.file.retrain_after_edits_secs = None;
     let config = &mut session.file.train_config;
     config.backend = BackendChoice::Cpu;
     config.epochs = epochs;
@@ -411,4 +412,82 @@ fn main_layout_snapshot() {
     );
     harness.run_steps(5);
     harness.snapshot("main_layout");
+}
+
+/// The loop of issue 15: ask for suggestions, label the one shown with a key (the walk moves
+/// on), the pseudo-labeller retrains by itself after the edit, and its new pseudo-labels
+/// reach the running trainer (more training members carry a label).
+#[test]
+fn a_labelled_suggestion_retrains_the_pseudo_labeller_and_reaches_the_trainer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut session = session_with_epochs(tmp.path(), 10_000);
+    session.file.retrain_after_edits_secs = Some(0.5);
+    // Half the pseudo-labels or more then count for training, whatever their calibration.
+    session.file.pseudo_threshold = 0.5;
+    session.save().unwrap();
+    let mut harness = harness(session);
+    let minute = Duration::from_secs(60);
+    step_until(&mut harness, "the raw-pixel map", 2 * minute, |app| {
+        app.is_ready() && app.map_points() > 0
+    });
+    harness.get_by_label("Start").click();
+    step_until(&mut harness, "a first latent map", 3 * minute, |app| {
+        app.map_epoch().is_some() && app.probe().labelled_in_last_epoch.is_some()
+    });
+    let hand_only = harness.state().probe().labelled_in_last_epoch.unwrap();
+    assert_eq!(harness.state().probe().pseudo_labelled, 0);
+
+    harness
+        .get_by_label("Suggest what to label")
+        .click_accesskit();
+    step_until(&mut harness, "suggestions", minute, |app| {
+        app.probe().suggestions > 0
+    });
+    let first = harness.state().probe().current_suggestion.unwrap();
+    assert_eq!(harness.state().selection(), vec![first]);
+    let labels = harness.state().labels().unwrap();
+    assert!(labels.manual[first].is_none(), "a suggestion is unlabelled");
+    let class = labels.classes[0].name.clone();
+
+    let relabelled_at = Instant::now();
+    harness.key_press(egui::Key::Num1);
+    step_until(
+        &mut harness,
+        "the relabel and the next suggestion",
+        minute,
+        |app| {
+            app.labels()
+                .is_some_and(|l| l.manual[first] == l.class_index(&class))
+                && app.probe().current_suggestion != Some(first)
+        },
+    );
+    step_until(
+        &mut harness,
+        "pseudo-labels from the automatic retrain",
+        3 * minute,
+        |app| app.probe().pseudo_labelled > 0,
+    );
+    let proposed = relabelled_at.elapsed();
+    let changes = harness.state().probe().last_pseudo_changes.unwrap();
+    assert!(changes.contains("new"), "{changes}");
+    step_until(&mut harness, "the trainer using them", 2 * minute, |app| {
+        app.probe()
+            .labelled_in_last_epoch
+            .is_some_and(|n| n > hand_only + 1)
+    });
+    eprintln!(
+        "relabel -> pseudo-labels in the store: {:.1} s (0.5 s debounce); -> an epoch trained \
+         with them: {:.1} s",
+        proposed.as_secs_f32(),
+        relabelled_at.elapsed().as_secs_f32()
+    );
+    harness.get_by_label("Stop").click_accesskit();
+    step_until(&mut harness, "training to stop", minute, |app| {
+        !app.is_training()
+    });
+    assert!(
+        harness.state().errors().is_empty(),
+        "{:?}",
+        harness.state().errors()
+    );
 }

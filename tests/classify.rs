@@ -554,3 +554,95 @@ fn cli_names_the_file_at_fault() {
         "{err}"
     );
 }
+
+#[test]
+fn cli_suggests_unlabelled_members_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, labels, _) = write_dataset(dir.path());
+    let config = write_config(dir.path());
+    let store_path = dir.path().join("store.csv");
+    let store = store_path.to_str().unwrap();
+    let output = sense(&[
+        "pseudo-label",
+        "--data",
+        &data,
+        "--labels",
+        &labels,
+        "--limit-labels",
+        "45",
+        "--config",
+        &config,
+        "--out",
+        store,
+        "--backend",
+        "cpu",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out = dir.path().join("suggestions.csv");
+    let output = sense(&[
+        "suggest",
+        "--data",
+        &data,
+        "--labels",
+        store,
+        "--count",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let store = LabelStore::open_read_only(&store_path).unwrap();
+    let mut reader = csv::Reader::from_path(&out).unwrap();
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(&header[..4], ["rank", "id", "score", "reason"]);
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 10);
+    let mut ids = std::collections::HashSet::new();
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row[0], (i + 1).to_string());
+        assert!(ids.insert(row[1].to_string()), "{} twice", &row[1]);
+        assert!(
+            store.manual(&row[1]).is_none(),
+            "{} is hand-labelled",
+            &row[1]
+        );
+        let score: f32 = row[2].parse().unwrap();
+        assert!((0.0..=1.0).contains(&score));
+        assert!(
+            [
+                "uncertain",
+                "disagrees with its neighbours",
+                "far from every hand label"
+            ]
+            .contains(&&row[3]),
+            "{}",
+            &row[3]
+        );
+    }
+    // A store that is not there is an error naming it.
+    let missing = dir.path().join("nope.csv");
+    let output = sense(&[
+        "suggest",
+        "--data",
+        &data,
+        "--labels",
+        missing.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nope.csv"));
+}

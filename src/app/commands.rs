@@ -14,7 +14,9 @@ use super::label_keeper::{LabelEdit, LabelView};
 use super::map::ColourMode;
 use super::scatter::SelectionOp;
 use super::state::{AppState, BottomTab};
+use super::workspace::Workspace;
 use crate::analysis::clustering::{ClusterMethod, ClusterOptions, cluster};
+use crate::classify::{PixelFeatures, SuggestConfig, SuggestInput, suggest};
 use crate::data::Ensemble;
 use crate::error::DataError;
 use crate::train::{CheckpointChoice, LossWeights, TrainedModel};
@@ -42,6 +44,8 @@ pub enum AppCommand {
     RetrainPseudoLabels,
     CancelPseudoLabels,
     SetSpreadingFollowsMap(bool),
+    /// Retrain the pseudo-labeller this many seconds after the last hand-label edit.
+    SetRetrainAfterEdits(Option<f32>),
     SelectRows {
         rows: Vec<usize>,
         op: SelectionOp,
@@ -62,6 +66,15 @@ pub enum AppCommand {
     Interpolate {
         steps: usize,
     },
+    /// Ranks the map's unlabelled members by what a hand label would fix most.
+    Suggest {
+        count: usize,
+    },
+    /// Selects the suggestion `offset` places from the current one.
+    StepSuggestion(isize),
+    /// Selects the suggestion at this place in the queue.
+    ShowSuggestion(usize),
+    DismissSuggestions,
     CancelJob(JobKind),
     CancelProjection,
     SaveSession,
@@ -143,6 +156,11 @@ fn try_execute(state: &mut AppState, command: AppCommand) -> AppResult<()> {
                     members: ws.map.selection.iter().copied().collect(),
                     class,
                 });
+                // Walking the suggestions: labelling the one shown moves on to the next.
+                let walking = ws.suggestions.as_ref().and_then(|q| q.current_member());
+                if walking.is_some() && ws.map.selection.iter().eq(walking.iter()) {
+                    step_suggestion(ws, 1);
+                }
             }
         }
         AppCommand::ClearSelectionLabels => ws.keeper.send(LabelEdit::ClearManual {
@@ -166,6 +184,12 @@ fn try_execute(state: &mut AppState, command: AppCommand) -> AppResult<()> {
         }
         AppCommand::SetSpreadingFollowsMap(follow) => {
             state.session.file.spreading_follows_map = follow;
+        }
+        AppCommand::SetRetrainAfterEdits(delay) => {
+            state.session.file.retrain_after_edits_secs = delay;
+            if delay.is_none() {
+                ws.retrain_due = None;
+            }
         }
         AppCommand::SelectRows { rows, op } => {
             ws.map.select_rows(&rows, op);
@@ -289,11 +313,80 @@ fn try_execute(state: &mut AppState, command: AppCommand) -> AppResult<()> {
                 Ok(JobOutput::Interpolation(model.decode(&path)))
             })?;
         }
+        AppCommand::Suggest { count } => {
+            let Some(labels) = ws.labels.clone() else {
+                return Ok(());
+            };
+            let members = ws.map.members.clone();
+            let latents = ws.map.latents.clone();
+            let ensemble = ws.ensemble.clone();
+            state.jobs.start(JobKind::Suggest, move |control| {
+                let features = match latents {
+                    Some(latents) => latents,
+                    None => Arc::new(PixelFeatures::fit_transform(&ensemble, &members, control)?.1),
+                };
+                let hand: Vec<Option<usize>> = members.iter().map(|&m| labels.manual[m]).collect();
+                let pseudo: Vec<Option<(usize, f32)>> = members
+                    .iter()
+                    .map(|&m| labels.pseudo[m].map(|p| (p.class, p.confidence)))
+                    .collect();
+                let input = SuggestInput {
+                    features: features.view(),
+                    hand: &hand,
+                    pseudo: &pseudo,
+                    threshold: labels.threshold,
+                };
+                let config = SuggestConfig {
+                    count,
+                    ..SuggestConfig::default()
+                };
+                let mut suggestions = suggest(&input, &config, control)?;
+                // Rows of the map → ensemble members.
+                for s in &mut suggestions {
+                    s.member = members[s.member];
+                }
+                Ok(JobOutput::Suggestions(suggestions))
+            })?;
+        }
+        AppCommand::StepSuggestion(offset) => step_suggestion(ws, offset),
+        AppCommand::ShowSuggestion(index) => {
+            if let Some(queue) = ws.suggestions.as_mut()
+                && index < queue.items.len()
+            {
+                queue.current = index;
+                select_current_suggestion(ws);
+            }
+        }
+        AppCommand::DismissSuggestions => {
+            ws.suggestions = None;
+            ws.map.marked.clear();
+            ws.map.selection.clear();
+            ws.colours_dirty = true;
+        }
         AppCommand::CancelJob(kind) => state.jobs.cancel(kind),
         AppCommand::CancelProjection => ws.projection.cancel(),
         AppCommand::SaveSession => unreachable!("handled above"),
     }
     Ok(())
+}
+
+/// Moves the suggestion walk by `offset` (clamped to the queue) and selects that member.
+fn step_suggestion(ws: &mut Workspace, offset: isize) {
+    let Some(queue) = ws.suggestions.as_mut() else {
+        return;
+    };
+    let last = queue.items.len().saturating_sub(1);
+    queue.current = queue.current.saturating_add_signed(offset).min(last);
+    select_current_suggestion(ws);
+}
+
+/// The suggestion being looked at becomes the selection (the inspector shows it, the map
+/// highlights it, 1–9 label it).
+pub fn select_current_suggestion(ws: &mut Workspace) {
+    if let Some(member) = ws.suggestions.as_ref().and_then(|q| q.current_member()) {
+        ws.map.selection = std::iter::once(member).collect();
+        ws.colours_dirty = true;
+    }
 }
 
 fn start_training(state: &mut AppState, resume: bool) -> AppResult<()> {
@@ -488,6 +581,7 @@ mod tests {
         let mut session =
             Session::open_or_create(Some("sample:channels"), Some(dir.join("session"))).unwrap();
         session.file.map_max_members = 300;
+        session.file.retrain_after_edits_secs = None;
         let mut state = AppState::new(session, ScatterBackend::Cpu, Waker::none());
         let loaded = state.session.open_data().unwrap();
         state.ws = Some(Workspace::open(loaded, &state.session, Waker::none()).unwrap());

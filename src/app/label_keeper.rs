@@ -302,7 +302,7 @@ fn apply(
     }
 }
 
-fn view_of(store: &LabelStore, ids: &[String], threshold: f32) -> LabelView {
+pub(crate) fn view_of(store: &LabelStore, ids: &[String], threshold: f32) -> LabelView {
     let counts = store.class_counts(threshold);
     let classes: Vec<ClassInfo> = counts
         .iter()

@@ -4,14 +4,16 @@
 
 use std::sync::Arc;
 
+use super::commands::select_current_suggestion;
 use super::images::{reconstruction_textures, strip_textures};
 use super::jobs::projection::ProjectionEvent;
+use super::jobs::pseudo_labeller::PseudoChanges;
 use super::jobs::training::TrainingUpdate;
 use super::jobs::{JobKind, JobOutput, PseudoLabellerUpdate};
 use super::label_keeper::{LabelEdit, LabelEvent};
 use super::map::ColourMode;
 use super::state::AppState;
-use super::workspace::Workspace;
+use super::workspace::{SuggestionQueue, Workspace};
 
 /// Pending training events read per frame at most (the rest wait for the next frame).
 const EVENTS_PER_FRAME: usize = 512;
@@ -22,7 +24,8 @@ pub fn step(state: &mut AppState, ctx: &egui::Context) {
     if state.ws.is_none() {
         return;
     }
-    label_events(state);
+    label_events(state, ctx);
+    retrain_when_due(state);
     training_events(state, ctx);
     pseudo_labeller_events(state);
     projection_events(state);
@@ -107,6 +110,15 @@ fn apply_to_workspace(
         JobOutput::Interpolation(images) => {
             ws.interpolation.strip = strip_textures(ctx, &images, ws.ensemble.shape());
         }
+        JobOutput::Suggestions(items) => {
+            if items.is_empty() {
+                return notifications
+                    .info("Nothing to suggest: every member on the map is labelled");
+            }
+            ws.map.marked = items.iter().map(|s| s.member).collect();
+            ws.suggestions = Some(SuggestionQueue { items, current: 0 });
+            select_current_suggestion(ws);
+        }
         JobOutput::Opened(_) | JobOutput::Backend(_) | JobOutput::Exported(_) => {
             unreachable!("{kind:?} is handled by the app, not the workspace")
         }
@@ -134,7 +146,7 @@ fn open_workspace(state: &mut AppState, loaded: super::session::Loaded) {
     }
 }
 
-fn label_events(state: &mut AppState) {
+fn label_events(state: &mut AppState, ctx: &egui::Context) {
     let Some(ws) = state.ws.as_mut() else {
         return;
     };
@@ -152,11 +164,41 @@ fn label_events(state: &mut AppState) {
                 {
                     labeller.spread(view.hand_labels());
                 }
+                // Debounced: a burst of edits retrains once, after the last.
+                if relabelled
+                    && view.has_two_hand_labelled_classes()
+                    && let Some(delay) = state.session.file.retrain_after_edits_secs
+                {
+                    let delay = std::time::Duration::from_secs_f32(delay.max(0.0));
+                    ws.retrain_due = Some(std::time::Instant::now() + delay);
+                    ctx.request_repaint_after(delay);
+                }
                 ws.labels = Some(view);
                 ws.colours_dirty = true;
             }
             LabelEvent::Error(e) => state.notifications.error(format!("Labels: {e}")),
         }
+    }
+}
+
+/// Starts the debounced retrain once its time has come.
+fn retrain_when_due(state: &mut AppState) {
+    let Some(ws) = state.ws.as_mut() else {
+        return;
+    };
+    if ws
+        .retrain_due
+        .is_none_or(|due| std::time::Instant::now() < due)
+    {
+        return;
+    }
+    ws.retrain_due = None;
+    let Some(hand) = ws.labels.as_ref().map(|l| l.hand_labels()) else {
+        return;
+    };
+    match ws.pseudo_labeller(state.session.file.pseudo_threshold) {
+        Ok(labeller) => labeller.retrain(hand),
+        Err(e) => state.notifications.error(format!("Pseudo-labeller: {e}")),
     }
 }
 
@@ -217,11 +259,19 @@ fn pseudo_labeller_events(state: &mut AppState) {
     for update in labeller.pump() {
         match update {
             PseudoLabellerUpdate::Proposed { proposal, summary } => {
+                let changes = ws
+                    .labels
+                    .as_ref()
+                    .map(|view| PseudoChanges::between(view, &proposal));
                 // The keeper writes them (one undoable change) and tells the trainer.
                 ws.keeper.send(LabelEdit::SetPseudo(proposal));
+                let detail = changes
+                    .as_ref()
+                    .map_or(String::new(), |c| format!("; {}", c.describe()));
                 state
                     .notifications
-                    .info(format!("Pseudo-labeller: {summary}"));
+                    .info(format!("Pseudo-labeller: {summary}{detail}"));
+                labeller.last_changes = changes;
             }
             PseudoLabellerUpdate::Failed(e) => {
                 state.notifications.error(format!("Pseudo-labeller: {e}"))

@@ -16,6 +16,8 @@ use crate::projection::KnnGraph;
 pub const UNLABELLED: Color32 = Color32::from_rgb(120, 120, 120);
 /// Alpha factor of unselected points while there is a selection (dimmed, never hidden).
 const DIMMED: f32 = 0.18;
+/// Alpha factor of marked points (suggestions): between dimmed and selected.
+const MARKED: f32 = 0.7;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ColourMode {
@@ -76,6 +78,8 @@ pub struct MapState {
     pub errors: Option<Vec<f32>>,
     pub colour_mode: ColourMode,
     pub selection: BTreeSet<usize>,
+    /// Members highlighted besides the selection (the suggestion queue), less dimmed.
+    pub marked: BTreeSet<usize>,
     /// The layout was the session's saved one (no projection ran yet).
     pub restored: bool,
 }
@@ -249,13 +253,17 @@ impl MapState {
     }
 
     fn dim_unselected(&self, mut colours: Vec<Color32>) -> Vec<Color32> {
-        if self.selection.is_empty() {
+        if self.selection.is_empty() && self.marked.is_empty() {
             return colours;
         }
         for (colour, member) in colours.iter_mut().zip(&self.members) {
-            if !self.selection.contains(member) {
-                *colour = colour.gamma_multiply(DIMMED);
+            if self.selection.contains(member) {
+                continue;
             }
+            *colour = match self.marked.contains(member) {
+                true => colour.gamma_multiply(MARKED),
+                false => colour.gamma_multiply(DIMMED),
+            };
         }
         colours
     }

@@ -26,6 +26,11 @@ pub struct AppProbe {
     pub labelled_in_last_epoch: Option<usize>,
     /// A toolbar, inspector, interpolation or pseudo-labeller job is running.
     pub busy: bool,
+    /// Members in the suggestion queue, and the one being looked at.
+    pub suggestions: usize,
+    pub current_suggestion: Option<usize>,
+    /// How the last pseudo-label proposal changed the pseudo-labels.
+    pub last_pseudo_changes: Option<String>,
 }
 
 impl SenseApp {
@@ -143,6 +148,13 @@ impl SenseApp {
                 .and_then(|t| t.history.epochs.last())
                 .map(|e| e.labelled_members),
             busy: state.jobs.busy_with_tools() || ws.pseudo.as_ref().is_some_and(|p| p.running),
+            suggestions: ws.suggestions.as_ref().map_or(0, |q| q.items.len()),
+            current_suggestion: ws.suggestions.as_ref().and_then(|q| q.current_member()),
+            last_pseudo_changes: ws
+                .pseudo
+                .as_ref()
+                .and_then(|p| p.last_changes.as_ref())
+                .map(|c| c.describe()),
         }
     }
 

@@ -43,6 +43,9 @@ pub struct SessionFile {
     /// Rerun label spreading over every epoch's latents and after every relabel (while
     /// spreading is the trusted labeller), so the pseudo-labels follow the map.
     pub spreading_follows_map: bool,
+    /// Retrain the pseudo-labeller (both labellers, chosen by held-out evidence) this long
+    /// after the last hand-label edit; `None`: only on request.
+    pub retrain_after_edits_secs: Option<f32>,
 }
 
 impl Default for SessionFile {
@@ -55,6 +58,7 @@ impl Default for SessionFile {
             map_max_members: 10_000,
             pseudo_threshold: 0.9,
             spreading_follows_map: true,
+            retrain_after_edits_secs: Some(10.0),
         }
     }
 }

@@ -23,6 +23,18 @@ use crate::projection::{PreviousLayout, live_subsample};
 /// Seed of the map's member subsample (stable, so warm starts match members).
 const MAP_SEED: u64 = 17;
 
+/// Members suggested for labelling, best first, and the one being looked at.
+pub struct SuggestionQueue {
+    pub items: Vec<crate::classify::Suggestion>,
+    pub current: usize,
+}
+
+impl SuggestionQueue {
+    pub fn current_member(&self) -> Option<usize> {
+        self.items.get(self.current).map(|s| s.member)
+    }
+}
+
 /// The interpolation strip between two members.
 #[derive(Default)]
 pub struct Interpolation {
@@ -50,6 +62,10 @@ pub struct Workspace {
     /// Reconstruction and error map of inspected members.
     pub inspected: HashMap<usize, [egui::TextureHandle; 2]>,
     pub interpolation: Interpolation,
+    /// When the pseudo-labeller retrains after the latest hand-label edits.
+    pub retrain_due: Option<std::time::Instant>,
+    /// What to label next, when the user asked.
+    pub suggestions: Option<SuggestionQueue>,
     /// The run directory has a checkpoint (from opening, then the trainer's events).
     pub has_checkpoint: bool,
     waker: Waker,
@@ -86,6 +102,8 @@ impl Workspace {
             reconstructions: Default::default(),
             inspected: HashMap::new(),
             interpolation: Default::default(),
+            retrain_due: None,
+            suggestions: None,
             has_checkpoint,
             waker,
         };

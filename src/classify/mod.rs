@@ -40,6 +40,7 @@ mod pipeline;
 mod predict;
 mod pseudo;
 mod spreading;
+mod suggest;
 mod train;
 mod worker;
 
@@ -66,5 +67,6 @@ pub use pseudo::{
 pub use spreading::{
     CrossValidation, Spread, SpreadingConfig, cross_validate, spread_labels, stratified_folds,
 };
+pub use suggest::{SuggestConfig, SuggestInput, SuggestReason, Suggestion, suggest};
 pub use train::{EpochProgress, MIN_LABELLED, train};
 pub use worker::{Classifier, ClassifierEvent, ClassifierHandle, HandLabels};

@@ -10,6 +10,7 @@ mod matrix_input;
 mod pseudo_label;
 mod report;
 mod sample;
+mod suggest;
 mod sweep;
 mod train;
 
@@ -76,6 +77,9 @@ enum Command {
     /// Estimate label spreading and the classifier on the hand labels, choose, and write the
     /// chosen labeller's pseudo-labels for every other member into a label store.
     PseudoLabel(pseudo_label::PseudoLabelArgs),
+    /// Rank unlabelled members by what a hand label would fix most (uncertain pseudo-label,
+    /// at odds with its latent neighbours, far from every hand label) and write a CSV.
+    Suggest(suggest::SuggestArgs),
     /// Train an autoencoder and write a run directory (config, metrics, checkpoints, latents).
     Train(train::TrainArgs),
     /// Project latents (or any N×D .npy) to 2-D: UMAP (optionally warm-started), PCA or t-SNE.
@@ -110,6 +114,7 @@ pub fn run() -> ExitCode {
         Some(Command::Sample(args)) => sample::run(args),
         Some(Command::Labels(args)) => labels::run(args),
         Some(Command::PseudoLabel(args)) => pseudo_label::run(args),
+        Some(Command::Suggest(args)) => suggest::run(args),
         Some(Command::Train(args)) => train::run(args),
         Some(Command::Embed(args)) => embed::run(args),
         Some(Command::Eval(args)) => eval::run(args),

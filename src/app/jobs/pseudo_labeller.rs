@@ -6,6 +6,7 @@ use std::sync::Arc;
 use ndarray::Array2;
 
 use crate::app::error::AppError;
+use crate::app::label_keeper::LabelView;
 use crate::app::worker::Waker;
 use crate::classify::{
     Choice, Classifier, ClassifierConfig, ClassifierEvent, ClassifierHandle, HandLabels,
@@ -22,8 +23,76 @@ pub struct PseudoLabeller {
     pub progress: f32,
     /// The last run's estimates and choice.
     pub choice: Option<Choice>,
+    /// How the last proposal changed the pseudo-labels.
+    pub last_changes: Option<PseudoChanges>,
     /// The run in progress estimates both labellers (a spreading rerun must not cancel it).
     full_run: bool,
+}
+
+/// How a proposal changes the pseudo-labels in the store: members whose pseudo-label moves to
+/// another class (per new class), gains one, or loses it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PseudoChanges {
+    pub flipped: usize,
+    pub added: usize,
+    pub removed: usize,
+    /// (class, members whose pseudo-label flipped to it), largest first.
+    pub flipped_to: Vec<(String, usize)>,
+}
+
+impl PseudoChanges {
+    pub fn between(view: &LabelView, proposal: &PseudoLabelProposal) -> Self {
+        let mut proposed: Vec<Option<&str>> = vec![None; view.pseudo.len()];
+        for p in &proposal.predictions {
+            if let (Some(slot), Some(class)) = (
+                proposed.get_mut(p.member),
+                proposal.classes.get(p.class as usize),
+            ) {
+                *slot = Some(class.as_str());
+            }
+        }
+        let mut changes = Self::default();
+        let mut flipped_to: std::collections::BTreeMap<&str, usize> = Default::default();
+        for (old, new) in view.pseudo.iter().zip(proposed) {
+            let old = old
+                .and_then(|p| view.classes.get(p.class))
+                .map(|c| c.name.as_str());
+            match (old, new) {
+                (Some(old), Some(new)) if old != new => {
+                    changes.flipped += 1;
+                    *flipped_to.entry(new).or_default() += 1;
+                }
+                (None, Some(_)) => changes.added += 1,
+                (Some(_), None) => changes.removed += 1,
+                _ => {}
+            }
+        }
+        changes.flipped_to = flipped_to
+            .into_iter()
+            .map(|(class, n)| (class.to_string(), n))
+            .collect();
+        changes
+            .flipped_to
+            .sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        changes
+    }
+
+    /// "12 flipped (vortex 9, jet 3), 4 new, 0 dropped".
+    pub fn describe(&self) -> String {
+        let per_class: Vec<String> = self
+            .flipped_to
+            .iter()
+            .map(|(class, n)| format!("to {class} {n}"))
+            .collect();
+        let detail = match per_class.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", per_class.join(", ")),
+        };
+        format!(
+            "{} flipped{detail}, {} new, {} dropped",
+            self.flipped, self.added, self.removed
+        )
+    }
 }
 
 /// What the app does after a pseudo-labeller event.
@@ -53,6 +122,7 @@ impl PseudoLabeller {
             status: "not run yet".into(),
             progress: 0.0,
             choice: None,
+            last_changes: None,
             full_run: false,
         })
     }
@@ -141,5 +211,52 @@ impl PseudoLabeller {
             }
         }
         updates
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::Prediction;
+    use crate::labels::{LabelStore, Provenance};
+
+    #[test]
+    fn changes_count_flips_per_new_class_additions_and_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LabelStore::create(dir.path().join("labels.csv")).unwrap();
+        let ids: Vec<String> = (0..4).map(|i| format!("m{i}")).collect();
+        store
+            .set_manual(&["m0"], "a", Provenance::user("t"))
+            .unwrap();
+        store.add_class("b").unwrap();
+        store
+            .set_pseudo(
+                [("m1", "a", 0.9), ("m2", "b", 0.8)],
+                Provenance::classifier("r1"),
+            )
+            .unwrap();
+        let view = crate::app::label_keeper::view_of(&store, &ids, 0.5);
+        let prediction = |member, class| Prediction {
+            member,
+            class,
+            confidence: 0.9,
+        };
+        let proposal = PseudoLabelProposal {
+            classes: vec!["b".into(), "a".into()],
+            // m1: a → b, m3: new (a), m2: dropped.
+            predictions: vec![prediction(1, 0), prediction(3, 1)],
+            provenance: Provenance::classifier("r2"),
+        };
+        let changes = PseudoChanges::between(&view, &proposal);
+        assert_eq!(
+            changes,
+            PseudoChanges {
+                flipped: 1,
+                added: 1,
+                removed: 1,
+                flipped_to: vec![("b".into(), 1)],
+            }
+        );
+        assert_eq!(changes.describe(), "1 flipped (to b 1), 1 new, 1 dropped");
     }
 }

@@ -21,6 +21,8 @@ pub enum JobKind {
     /// Reconstructions of selected members for the inspector.
     Reconstruct,
     Interpolate,
+    /// Ranking the map's unlabelled members for labelling.
+    Suggest,
 }
 
 impl JobKind {
@@ -34,6 +36,7 @@ impl JobKind {
             Self::ExportMap | Self::ExportSelection => "Export",
             Self::Reconstruct => "Reconstructions",
             Self::Interpolate => "Interpolation",
+            Self::Suggest => "Suggestions",
         }
     }
 
@@ -47,6 +50,7 @@ impl JobKind {
             Self::ExportSelection => "export-selection",
             Self::Reconstruct => "reconstruct",
             Self::Interpolate => "interpolate",
+            Self::Suggest => "suggest",
         }
     }
 }
@@ -70,6 +74,8 @@ pub enum JobOutput {
     Reconstructions(Vec<Reconstruction>),
     /// Decoded images from A to B.
     Interpolation(Vec<Vec<f32>>),
+    /// Members to label next (ensemble indices), best first.
+    Suggestions(Vec<crate::classify::Suggestion>),
 }
 
 pub struct JobTable {

@@ -92,11 +92,29 @@ pub fn show(ui: &mut egui::Ui, state: &mut AppState, queue: &mut CommandQueue) {
             {
                 queue.push(AppCommand::SetSpreadingFollowsMap(follow));
             }
+            let mut retrain = state.session.file.retrain_after_edits_secs.is_some();
+            if ui
+                .checkbox(&mut retrain, "Retrain after edits (10 s after the last)")
+                .on_hover_text(
+                    "After hand-label edits, estimate both labellers again and write the \
+                     better one's pseudo-labels; the running training uses them from its \
+                     next batch",
+                )
+                .changed()
+            {
+                queue.push(AppCommand::SetRetrainAfterEdits(retrain.then_some(10.0)));
+            }
+            if ws.retrain_due.is_some() && !running {
+                ui.weak("retrain scheduled after the latest edits");
+            }
             if let Some(p) = pseudo {
                 if p.running {
                     ui.add(egui::ProgressBar::new(p.progress).show_percentage());
                 }
                 ui.label(&p.status);
+                if let Some(changes) = &p.last_changes {
+                    ui.label(format!("last proposal: {}", changes.describe()));
+                }
                 if let Some(choice) = &p.choice {
                     choice_report(ui, choice);
                 }

@@ -36,6 +36,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut AppState, queue: &mut CommandQueue) {
             queue.push(AppCommand::Label(LabelEdit::Redo));
         }
     });
+    suggestions(ui, ws, state.jobs.is_running(JobKind::Suggest), queue);
     if selection.is_empty() {
         ui.label("Brush the map (drag) or click points to select members.");
         ui.weak("R rectangle · L lasso · Shift add · Ctrl subtract · Esc clear");
@@ -114,6 +115,71 @@ pub fn show(ui: &mut egui::Ui, state: &mut AppState, queue: &mut CommandQueue) {
     });
     ui.separator();
     member_grid(ui, ws, &labels, &selection, &mut state.notifications);
+}
+
+/// How many members one "Suggest" ranks.
+const SUGGESTIONS: usize = 20;
+
+/// The "what to label next" queue: ask for it, walk it (N / P, or click), label the one
+/// shown with its class key (the walk moves on).
+fn suggestions(ui: &mut egui::Ui, ws: &Workspace, running: bool, queue: &mut CommandQueue) {
+    let Some(walk) = &ws.suggestions else {
+        ui.horizontal(|ui| {
+            let ask = ui
+                .add_enabled(!running, egui::Button::new("Suggest what to label"))
+                .on_hover_text(format!(
+                    "Rank the map's unlabelled members by what a hand label would fix most: \
+                     uncertain pseudo-labels, pseudo-labels at odds with their latent \
+                     neighbours, and regions far from every hand label ({SUGGESTIONS} at a time)"
+                ));
+            if ask.clicked() {
+                queue.push(AppCommand::Suggest { count: SUGGESTIONS });
+            }
+            if running {
+                ui.spinner();
+            }
+        });
+        return;
+    };
+    let Some(current) = walk.items.get(walk.current) else {
+        return;
+    };
+    ui.label(format!(
+        "Suggestion {} of {}: {} ({}, score {:.2})",
+        walk.current + 1,
+        walk.items.len(),
+        ws.ensemble.member_id(current.member),
+        current.reason.name(),
+        current.score
+    ));
+    ui.horizontal(|ui| {
+        if ui.button("Previous [P]").clicked() {
+            queue.push(AppCommand::StepSuggestion(-1));
+        }
+        if ui.button("Next [N]").clicked() {
+            queue.push(AppCommand::StepSuggestion(1));
+        }
+        if ui.button("Done").clicked() {
+            queue.push(AppCommand::DismissSuggestions);
+        }
+    });
+    egui::ScrollArea::vertical()
+        .id_salt("suggestion-queue")
+        .max_height(110.0)
+        .show(ui, |ui| {
+            for (i, item) in walk.items.iter().enumerate() {
+                let text = format!(
+                    "{}. {} · {}",
+                    i + 1,
+                    ws.ensemble.member_id(item.member),
+                    item.reason.name()
+                );
+                if ui.selectable_label(i == walk.current, text).clicked() {
+                    queue.push(AppCommand::ShowSuggestion(i));
+                }
+            }
+        });
+    ui.separator();
 }
 
 /// Thumbnails of the selection, only the visible rows drawn (thousands stay cheap).

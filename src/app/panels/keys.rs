@@ -1,5 +1,6 @@
 //! The keyboard: 1–9 and 0 relabel the selection as that class, Ctrl+Z / Ctrl+Shift+Z (or
-//! Ctrl+Y) undo and redo, Esc clears the selection. Ignored while a text field has focus.
+//! Ctrl+Y) undo and redo, Esc clears the selection, N / P walk the suggestions. Ignored while
+//! a text field has focus.
 
 use crate::app::commands::{AppCommand, CommandQueue};
 use crate::app::label_keeper::LabelEdit;
@@ -28,6 +29,21 @@ pub fn handle(ctx: &egui::Context, state: &AppState, queue: &mut CommandQueue) {
     let Some(labels) = ws.labels.as_ref() else {
         return;
     };
+    let (next, previous) = ctx.input(|i| {
+        let plain = !i.modifiers.command && !i.modifiers.alt;
+        (
+            plain && i.key_pressed(egui::Key::N),
+            plain && i.key_pressed(egui::Key::P),
+        )
+    });
+    if ws.suggestions.is_some() {
+        if next {
+            queue.push(AppCommand::StepSuggestion(1));
+        }
+        if previous {
+            queue.push(AppCommand::StepSuggestion(-1));
+        }
+    }
     let (class_key, undo, redo, escape) = ctx.input(|i| {
         let command = i.modifiers.command;
         (
