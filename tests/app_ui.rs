@@ -491,3 +491,32 @@ fn a_labelled_suggestion_retrains_the_pseudo_labeller_and_reaches_the_trainer() 
         harness.state().errors()
     );
 }
+
+/// A map limited below the ensemble's size offers the whole ensemble once training ended.
+#[test]
+fn the_full_map_after_training_shows_every_member() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut session = session_with_epochs(tmp.path(), 2);
+    session.file.map_max_members = 150;
+    session.save().unwrap();
+    let mut harness = harness(session);
+    let minute = Duration::from_secs(60);
+    step_until(&mut harness, "the raw-pixel map", 2 * minute, |app| {
+        app.is_ready() && app.map_points() > 0
+    });
+    assert_eq!(harness.state().map_points(), 150);
+    harness.get_by_label("Start").click();
+    step_until(&mut harness, "a trained model", 3 * minute, |app| {
+        app.map_epoch() == Some(1) && !app.is_training() && app.is_settled()
+    });
+    assert_eq!(harness.state().map_points(), 150);
+    harness.get_by_label("Full map").click_accesskit();
+    step_until(&mut harness, "the full map", 2 * minute, |app| {
+        app.map_points() == MEMBERS && app.is_settled()
+    });
+    assert!(
+        harness.state().errors().is_empty(),
+        "{:?}",
+        harness.state().errors()
+    );
+}

@@ -599,3 +599,33 @@ fn a_run_wakes_its_watcher_and_reloads_for_per_member_errors() {
     let cancelled = model.reconstruction_errors(&ensemble, &members, &control);
     assert!(matches!(cancelled, Ok(None)));
 }
+
+#[test]
+fn a_latent_subsample_keeps_every_hand_labelled_member() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let ensemble = mnist();
+    let labels = labels_of(&ensemble);
+    let hand: Vec<usize> = (0..ensemble.len())
+        .filter(|&i| ensemble.labels.as_ref().unwrap().per_member[i].is_some())
+        .collect();
+    let mut config = tiny_config(1);
+    config.evaluation.subset = sense::train::EvalSubset::All;
+    config.evaluation.max_members = Some(200);
+    let handle = Trainer::spawn(ensemble, labels, config, dir.path()).unwrap();
+    let events = collect(&handle);
+    let latents = events
+        .iter()
+        .find_map(|e| match e {
+            TrainEvent::Latents(latents) => Some(latents),
+            _ => None,
+        })
+        .expect("latents after the epoch");
+    assert_eq!(latents.members.len(), 200);
+    assert!(!hand.is_empty() && hand.len() < 200);
+    assert!(hand.iter().all(|m| latents.members.contains(m)));
+    let mut unique = latents.members.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), 200);
+}

@@ -21,6 +21,9 @@ use crate::data::Ensemble;
 use crate::error::DataError;
 use crate::train::{CheckpointChoice, LossWeights, TrainedModel};
 
+/// Members encoded between two cancellation checks of the full map.
+const ENCODE_CHUNK: usize = 2048;
+
 /// Reconstructions on demand cover at most this many selected members.
 pub const MAX_RECONSTRUCTED: usize = 64;
 
@@ -75,6 +78,8 @@ pub enum AppCommand {
     /// Selects the suggestion at this place in the queue.
     ShowSuggestion(usize),
     DismissSuggestions,
+    /// A map of every member from the best checkpoint (when training pauses or ends).
+    FullMap,
     CancelJob(JobKind),
     CancelProjection,
     SaveSession,
@@ -362,6 +367,28 @@ fn try_execute(state: &mut AppState, command: AppCommand) -> AppResult<()> {
             ws.map.marked.clear();
             ws.map.selection.clear();
             ws.colours_dirty = true;
+        }
+        AppCommand::FullMap => {
+            let (ensemble, run_dir) = (ws.ensemble.clone(), state.session.run_dir());
+            let epoch = ws.map.epoch.unwrap_or(0);
+            state.jobs.start(JobKind::FullMap, move |control| {
+                let model = best_model_on_cpu(&run_dir, &ensemble)?;
+                let members: Vec<usize> = (0..ensemble.len()).collect();
+                let mut values = Vec::with_capacity(members.len() * model.latent_dim());
+                for chunk in members.chunks(ENCODE_CHUNK) {
+                    control.check()?;
+                    control.report("encode", values.len() / model.latent_dim(), members.len());
+                    values.extend(model.encode(&ensemble, chunk)?);
+                }
+                let ids = members.iter().map(|&m| ensemble.member_id(m)).collect();
+                Ok(JobOutput::AllLatents(crate::train::Latents {
+                    epoch,
+                    members,
+                    ids: Arc::new(ids),
+                    dim: model.latent_dim(),
+                    values,
+                }))
+            })?;
         }
         AppCommand::CancelJob(kind) => state.jobs.cancel(kind),
         AppCommand::CancelProjection => ws.projection.cancel(),

@@ -110,6 +110,9 @@ fn apply_to_workspace(
         JobOutput::Interpolation(images) => {
             ws.interpolation.strip = strip_textures(ctx, &images, ws.ensemble.shape());
         }
+        JobOutput::AllLatents(latents) => {
+            ws.request_full_map(&latents);
+        }
         JobOutput::Suggestions(items) => {
             if items.is_empty() {
                 return notifications

@@ -236,6 +236,15 @@ impl Workspace {
 
     /// A training epoch's latents → a warm-started map of (a subsample of) them.
     pub fn request_latent_map(&mut self, session: &Session, latents: &crate::train::Latents) {
+        self.request_map_of(latents, session.file.map_max_members);
+    }
+
+    /// Every member's latents → a map of the whole ensemble, warm-started from the live one.
+    pub fn request_full_map(&mut self, latents: &crate::train::Latents) {
+        self.request_map_of(latents, usize::MAX);
+    }
+
+    fn request_map_of(&mut self, latents: &crate::train::Latents, limit: usize) {
         let row_of: HashMap<usize, usize> = latents
             .members
             .iter()
@@ -247,7 +256,7 @@ impl Workspace {
             .into_iter()
             .filter_map(|m| row_of.get(&m).copied())
             .collect();
-        let rows = map_rows(latents.members.len(), session.file.map_max_members, &manual);
+        let rows = map_rows(latents.members.len(), limit, &manual);
         let members: Vec<usize> = rows.iter().map(|&r| latents.members[r]).collect();
         let ids: Arc<Vec<String>> =
             Arc::new(rows.iter().map(|&r| latents.ids[r].clone()).collect());

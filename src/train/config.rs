@@ -236,6 +236,10 @@ pub enum EvalSubset {
 #[serde(default, deny_unknown_fields)]
 pub struct EvaluationConfig {
     pub subset: EvalSubset,
+    /// At most this many members of the subset report latents: a subsample seeded by the
+    /// run's seed that keeps every hand-labelled member (a live map of a very large
+    /// ensemble). `None`: the whole subset.
+    pub max_members: Option<usize>,
     /// Validation members whose reconstructions are shown each epoch.
     pub reconstructions: usize,
     /// A step-loss event every this many steps.
@@ -254,6 +258,7 @@ impl Default for EvaluationConfig {
     fn default() -> Self {
         Self {
             subset: EvalSubset::Labelled,
+            max_members: None,
             reconstructions: 8,
             step_event_every: 10,
             loss_readback_steps: 16,

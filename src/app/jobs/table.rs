@@ -23,6 +23,8 @@ pub enum JobKind {
     Interpolate,
     /// Ranking the map's unlabelled members for labelling.
     Suggest,
+    /// Every member's latents (best checkpoint) for a map of the whole ensemble.
+    FullMap,
 }
 
 impl JobKind {
@@ -37,6 +39,7 @@ impl JobKind {
             Self::Reconstruct => "Reconstructions",
             Self::Interpolate => "Interpolation",
             Self::Suggest => "Suggestions",
+            Self::FullMap => "Full map",
         }
     }
 
@@ -51,6 +54,7 @@ impl JobKind {
             Self::Reconstruct => "reconstruct",
             Self::Interpolate => "interpolate",
             Self::Suggest => "suggest",
+            Self::FullMap => "full-map",
         }
     }
 }
@@ -76,6 +80,8 @@ pub enum JobOutput {
     Interpolation(Vec<Vec<f32>>),
     /// Members to label next (ensemble indices), best first.
     Suggestions(Vec<crate::classify::Suggestion>),
+    /// Latents of every member, for the full map.
+    AllLatents(crate::train::Latents),
 }
 
 pub struct JobTable {

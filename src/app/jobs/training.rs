@@ -13,17 +13,20 @@ use crate::train::{
     Trainer, TrainerHandle,
 };
 
-/// Ensembles up to this size report every member's latents each epoch (the map subsamples).
+/// Ensembles up to this size report every member's latents each epoch (the map subsamples,
+/// and spreading follows them); above it, a seeded live subsample of [`LIVE_SAMPLE_MEMBERS`].
 const ALL_LATENTS_MAX_MEMBERS: usize = 50_000;
+/// Members of a very large ensemble whose latents reach the live map each epoch (every
+/// hand-labelled member among them).
+pub const LIVE_SAMPLE_MEMBERS: usize = 20_000;
 
 /// The training configuration the app runs: the form's, with the latents the map needs.
 pub fn app_train_config(form: &TrainConfig, ensemble_len: usize) -> TrainConfig {
     let mut config = form.clone();
     config.evaluation.latents_every_epochs = 1;
-    config.evaluation.subset = match ensemble_len <= ALL_LATENTS_MAX_MEMBERS {
-        true => EvalSubset::All,
-        false => EvalSubset::Labelled,
-    };
+    config.evaluation.subset = EvalSubset::All;
+    config.evaluation.max_members =
+        (ensemble_len > ALL_LATENTS_MAX_MEMBERS).then_some(LIVE_SAMPLE_MEMBERS);
     config
 }
 

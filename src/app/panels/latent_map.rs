@@ -5,6 +5,7 @@
 use crate::analysis::clustering::ClusterMethod;
 use crate::app::commands::{AppCommand, CommandQueue};
 use crate::app::jobs::JobKind;
+use crate::app::jobs::training::RunState;
 use crate::app::map::{ColourMode, Legend};
 use crate::app::panels;
 use crate::app::state::AppState;
@@ -26,6 +27,32 @@ pub fn show(ui: &mut egui::Ui, state: &mut AppState, queue: &mut CommandQueue) {
         if let Some((secs, warm)) = ws.map.projection {
             let how = if warm { "warm-started" } else { "from scratch" };
             ui.weak(format!("UMAP {secs:.1} s, {how}"));
+        }
+        let whole = ws.map.members.len() >= ws.ensemble.len();
+        // While the trainer computes, the checkpoint moves under the encoder: paused or done.
+        let computing = ws.training.as_ref().is_some_and(|t| {
+            matches!(
+                t.state,
+                RunState::Starting | RunState::Running | RunState::Stopping
+            )
+        });
+        if ws.has_checkpoint && !whole && !computing {
+            let running = state.jobs.is_running(JobKind::FullMap);
+            let full = ui
+                .add_enabled(!running, egui::Button::new("Full map"))
+                .on_hover_text(format!(
+                    "Encode all {} members with the best checkpoint and map them all",
+                    ws.ensemble.len()
+                ));
+            if full.clicked() {
+                queue.push(AppCommand::FullMap);
+            }
+            if running {
+                ui.spinner();
+                if let Some(p) = state.jobs.progress(JobKind::FullMap) {
+                    ui.label(format!("encoding {:.0} %", p.fraction() * 100.0));
+                }
+            }
         }
         if ws.projection.is_busy() {
             ui.spinner();

@@ -108,6 +108,21 @@ impl Engine {
                 }
             }
         };
+        let eval_members = match self.config.evaluation.max_members {
+            Some(max) if eval_members.len() > max => {
+                let manual: std::collections::HashSet<usize> =
+                    self.labels().manual_members().into_iter().collect();
+                let keep: Vec<usize> = (0..eval_members.len())
+                    .filter(|&row| manual.contains(&eval_members[row]))
+                    .collect();
+                crate::projection::live_subsample(eval_members.len(), max, &keep, self.config.seed)
+                    .map_err(|e| Halt::Error(format!("latent subsample: {e}")))?
+                    .into_iter()
+                    .map(|row| eval_members[row])
+                    .collect()
+            }
+            _ => eval_members,
+        };
         if !self.resume {
             crate::atomic_file::write_atomic(
                 &self.run_dir.join(files::CONFIG),
