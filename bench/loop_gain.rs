@@ -166,7 +166,7 @@ fn run_seed(
         &first_run,
         false,
     )?;
-    let latents = encode(ensemble, &first_run)?;
+    let latents = encode(ensemble, &first_run, CheckpointChoice::Best)?;
     let graph = knn(&latents, seed)?;
     let pseudo = spread(&graph, &hand, &control)?;
 
@@ -227,7 +227,9 @@ fn run_seed(
         copy_dir(&first_run, &arm_dir)?;
         let snapshot = labels_snapshot(ensemble, &arm_hand, Some(&arm_pseudo), &arm_dir)?;
         train(ensemble, &snapshot, seed, 2 * args.epochs, &arm_dir, true)?;
-        let arm_latents = encode(ensemble, &arm_dir)?;
+        // The continued run's last weights: its best-validation copy would stay the first
+        // run's whenever the label losses raise the monitored total.
+        let arm_latents = encode(ensemble, &arm_dir, CheckpointChoice::Last)?;
         let rows = arm_latents.select(ndarray::Axis(0), &umap_rows);
         let layout = project(
             rows.view(),
@@ -323,9 +325,9 @@ fn train(
     }
 }
 
-fn encode(ensemble: &Ensemble, run_dir: &Path) -> Result<Array2<f32>> {
+fn encode(ensemble: &Ensemble, run_dir: &Path, weights: CheckpointChoice) -> Result<Array2<f32>> {
     let backend = cpu_backend(None);
-    let model = TrainedModel::load(run_dir, ensemble.shape(), CheckpointChoice::Best, &backend)?;
+    let model = TrainedModel::load(run_dir, ensemble.shape(), weights, &backend)?;
     let members: Vec<usize> = (0..ensemble.len()).collect();
     let values = model.encode(ensemble, &members)?;
     Ok(Array2::from_shape_vec(

@@ -461,6 +461,12 @@ fn a_labelled_suggestion_retrains_the_pseudo_labeller_and_reaches_the_trainer() 
                 && app.probe().current_suggestion != Some(first)
         },
     );
+    // N walks on without labelling.
+    let second = harness.state().probe().current_suggestion.unwrap();
+    harness.key_press(egui::Key::N);
+    step_until(&mut harness, "the next suggestion", minute, |app| {
+        app.probe().current_suggestion != Some(second) && app.selection().len() == 1
+    });
     step_until(
         &mut harness,
         "pseudo-labels from the automatic retrain",
