@@ -19,6 +19,11 @@ use std::time::Instant;
 use anyhow::Result;
 use burn::tensor::{Tensor, TensorData};
 use clap::Parser;
+
+#[path = "common.rs"]
+mod common;
+use common::report_memory;
+
 use ndarray::Array2;
 use sense::data::OpenOptions;
 use sense::nn::{ModelConfig, ModelKind};
@@ -144,22 +149,4 @@ fn main() -> Result<()> {
         None => println!("peak memory unknown (no /proc/self/status)"),
     }
     Ok(())
-}
-
-/// Prints peak (VmHWM) and current (VmRSS) resident memory; returns the peak.
-fn report_memory(when: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| -> Option<u64> {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib * 1024)
-    };
-    let (peak, current) = (field("VmHWM:"), field("VmRSS:"));
-    let gb = |b: Option<u64>| b.map_or("unknown".into(), |b| format!("{:.3} GB", b as f64 / 1e9));
-    println!(
-        "memory      {when}: peak resident {}, current {}",
-        gb(peak),
-        gb(current)
-    );
-    peak
 }

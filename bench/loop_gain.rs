@@ -23,19 +23,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+
+#[path = "common.rs"]
+mod common;
+
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use sense::analysis::embedding_metrics::{Sampling, neighbourhood_hit, silhouette};
 use sense::classify::{
     SPREADING_NEIGHBOURS, SpreadingConfig, SuggestConfig, SuggestInput, spread_labels, suggest,
 };
 use sense::data::{ClassLabels, Ensemble, OpenOptions};
 use sense::labels::{LabelSnapshot, LabelStore, Provenance};
-use sense::projection::{
-    Distance, KnnGraph, KnnSearch, ProjectionConfig, UmapConfig, live_subsample, project,
-};
+use sense::projection::{Distance, KnnGraph, KnnSearch, live_subsample};
 use sense::task::TaskControl;
 use sense::train::backend::cpu_backend;
 use sense::train::{
@@ -43,7 +44,6 @@ use sense::train::{
 };
 
 const CONFIDENT: f32 = 0.9;
-const NEIGHBOURS: usize = 17;
 
 #[derive(Parser)]
 #[command(about = "Pseudo-label accuracy and map quality after a suggested, random or no relabel")]
@@ -231,27 +231,13 @@ fn run_seed(
         // run's whenever the label losses raise the monitored total.
         let arm_latents = encode(ensemble, &arm_dir, CheckpointChoice::Last)?;
         let rows = arm_latents.select(ndarray::Axis(0), &umap_rows);
-        let layout = project(
-            rows.view(),
-            &ProjectionConfig::Umap(UmapConfig::default()),
-            None,
-            &control,
-        )?;
         let classes: Vec<usize> = umap_rows.iter().map(|&m| truth[m]).collect();
-        let sampling = Sampling::default();
-        let hit = neighbourhood_hit(
-            layout.coords.view(),
-            &classes,
-            NEIGHBOURS,
-            &sampling,
-            &control,
-        )?;
-        let sil = silhouette(layout.coords.view(), &classes, &sampling, &control)?;
+        let (hit, sil) = common::umap_scores(rows.view(), &classes)?;
         println!(
             "| {seed} | {} | {accuracy:.4} | {:.4} | {:.4} | {:.1} |",
             arm.name(),
-            hit.value,
-            sil.value,
+            hit,
+            sil,
             started.elapsed().as_secs_f64() / 60.0
         );
     }

@@ -20,9 +20,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+#[path = "common.rs"]
+mod common;
+
 use anyhow::{Context, Result, bail};
 use ndarray::Array2;
-use sense::analysis::embedding_metrics::{Sampling, neighbourhood_hit, silhouette};
 use sense::data::Ensemble;
 use sense::labels::{LabelStore, Provenance};
 use sense::projection::{ProjectionConfig, UmapConfig, live_subsample, project};
@@ -78,18 +80,7 @@ fn args() -> Result<Args> {
 /// Neighbourhood hit and silhouette of `members` (with `classes`) in a fresh UMAP of their
 /// latents.
 fn scores(latents: &Latents, members: &[usize], classes: &[usize]) -> Result<(f64, f64)> {
-    let rows = rows_of(latents, members)?;
-    let control = TaskControl::new();
-    let layout = project(
-        rows.view(),
-        &ProjectionConfig::Umap(UmapConfig::default()),
-        None,
-        &control,
-    )?;
-    let sampling = Sampling::default();
-    let hit = neighbourhood_hit(layout.coords.view(), classes, K, &sampling, &control)?.value;
-    let sil = silhouette(layout.coords.view(), classes, &sampling, &control)?.value;
-    Ok((hit, sil))
+    common::umap_scores(rows_of(latents, members)?.view(), classes)
 }
 
 fn rows_of(latents: &Latents, members: &[usize]) -> Result<Array2<f32>> {

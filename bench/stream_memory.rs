@@ -8,6 +8,11 @@
 //! Run with `bench/stream_memory.sh` (defaults: 135,000 × 160 × 224, 4.8 GB on disk).
 
 use clap::Parser;
+
+#[path = "common.rs"]
+mod common;
+use common::{gigabytes, report_memory};
+
 use sense::data::{
     AugmentConfig, Augmentation, BatchLoader, ByteOrder, DType, MemberSource, Normalization,
     NormalizationConfig, OpenOptions, RawArray, Shape, Split, SplitFractions,
@@ -254,25 +259,4 @@ fn write_npy(path: &Path, count: usize, height: usize, width: usize) -> anyhow::
 /// A smooth pattern that drifts with the member index.
 fn pixel(member: usize, y: usize, x: usize) -> u8 {
     ((x * 3 + y * 5 + member * 7) ^ (member >> 4)) as u8
-}
-
-/// Prints peak (VmHWM) and current (VmRSS) resident memory; returns the peak.
-fn report_memory(when: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| -> Option<u64> {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib * 1024)
-    };
-    let (peak, current) = (field("VmHWM:"), field("VmRSS:"));
-    println!(
-        "memory      {when}: peak resident {}, current {}",
-        peak.map_or("unknown".into(), gigabytes),
-        current.map_or("unknown".into(), gigabytes)
-    );
-    peak
-}
-
-fn gigabytes(bytes: u64) -> String {
-    format!("{:.3} GB", bytes as f64 / 1e9)
 }
