@@ -111,6 +111,7 @@ fn main() -> Result<()> {
         spreading: Some(SpreadingConfig::default()),
         classifier: None,
         keep_both: false,
+        refresh: None,
         seed: 0,
     };
     let started = Instant::now();

@@ -190,6 +190,69 @@ fn learns_an_easy_three_class_set_quickly() {
 }
 
 #[test]
+fn fine_tuning_starts_from_the_previous_weights_and_needs_the_same_classes() {
+    let count = 150;
+    let ensemble = synthetic_ensemble(count, 11);
+    let labelled = LabelledSet::from_class_labels(&labels(count, |_| true), &ensemble).unwrap();
+    let backend = select_backend(BackendChoice::Cpu);
+    let control = TaskControl::new();
+    let config = ClassifierConfig {
+        refresh_epochs: 1,
+        ..tiny_config(8)
+    };
+    let trained = sense::classify::train(
+        &ensemble,
+        &labelled,
+        &config,
+        &backend,
+        &control,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(trained.report().accuracy >= 0.9, "{:?}", trained.report());
+
+    let mut refreshed_epochs = Vec::new();
+    let refreshed = sense::classify::fine_tune(
+        &ensemble,
+        &labelled,
+        &trained,
+        &backend,
+        &control,
+        &mut |e| refreshed_epochs.push(e.clone()),
+    )
+    .unwrap();
+    // One epoch, and it starts where the trained weights were: one epoch from scratch is
+    // far worse.
+    assert_eq!(refreshed_epochs.len(), 1);
+    let scratch = sense::classify::train(
+        &ensemble,
+        &labelled,
+        &tiny_config(1),
+        &backend,
+        &control,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(
+        refreshed.report().accuracy >= 0.9 && refreshed.report().loss < 0.5 * scratch.report().loss,
+        "refreshed {:?} against one epoch from scratch {:?}",
+        refreshed.report(),
+        scratch.report()
+    );
+
+    // A class the classifier has no output for cannot be fine-tuned in.
+    let mut more = labels(count, |_| true);
+    more.classes.push("ring".into());
+    more.per_member[0] = Some(3);
+    let four = LabelledSet::from_class_labels(&more, &ensemble).unwrap();
+    let error =
+        sense::classify::fine_tune(&ensemble, &four, &trained, &backend, &control, &mut |_| {})
+            .unwrap_err()
+            .to_string();
+    assert!(error.contains("classes changed"), "{error}");
+}
+
+#[test]
 fn pseudo_labels_land_in_the_store_with_provenance() {
     let count = 120;
     let ensemble = synthetic_ensemble(count, 5);
@@ -278,7 +341,11 @@ fn the_worker_trains_writes_and_stops_promptly() {
         origin: store.path().to_path_buf(),
     };
     let ids: Vec<String> = (0..count).map(|i| ensemble.member_id(i)).collect();
-    let handle = Classifier::spawn(ensemble, tiny_config(2)).unwrap();
+    let config = ClassifierConfig {
+        refresh_epochs: 1,
+        ..tiny_config(2)
+    };
+    let handle = Classifier::spawn(ensemble, config).unwrap();
 
     // A full run ends with its pseudo-labels proposed; the store's owner writes them.
     let run_id = handle.train(hand_labels.clone());
@@ -317,6 +384,48 @@ fn the_worker_trains_writes_and_stops_promptly() {
     // One change: undo takes every pseudo-label back.
     assert!(store.undo().unwrap());
     assert_eq!(store.members().filter(|(_, _, p)| p.is_some()).count(), 0);
+
+    // After a few more hand labels, a refresh keeps the choice and trains one epoch at most
+    // (`refresh_epochs`: the classifier fine-tuned, or none when spreading was chosen).
+    store
+        .import_manual(
+            &labels(count, |i| i < 66),
+            |i| ids[i].clone(),
+            Provenance::user("test"),
+        )
+        .unwrap();
+    let more_labels = HandLabels {
+        snapshot: store.snapshot(f32::NAN),
+        origin: store.path().to_path_buf(),
+    };
+    let run_id = handle.refresh(more_labels);
+    let (mut refresh_epochs, mut reason) = (0, String::new());
+    let summary = loop {
+        match handle
+            .recv_timeout(Duration::from_secs(60))
+            .expect("an event")
+        {
+            ClassifierEvent::Epoch { run_id: id, .. } if id == run_id => refresh_epochs += 1,
+            ClassifierEvent::Chosen { run_id: id, choice } if id == run_id => {
+                reason = choice.reason
+            }
+            ClassifierEvent::PseudoLabels {
+                run_id: id,
+                summary,
+                ..
+            } if id == run_id => break summary,
+            event @ (ClassifierEvent::Error { .. } | ClassifierEvent::Stopped { .. }) => {
+                panic!("unexpected {event:?}")
+            }
+            _ => {}
+        }
+    };
+    assert!(refresh_epochs <= 1, "{refresh_epochs} epochs in a refresh");
+    assert!(
+        reason.starts_with("refreshed after hand-label edits"),
+        "{reason}"
+    );
+    assert_eq!(summary.pseudo_labelled, 24);
 
     // A long run stops within moments of being asked, after its first epoch began.
     let long = {

@@ -111,3 +111,49 @@ fn unknown_dataset_format_is_a_clear_error() {
         "{message}"
     );
 }
+
+/// Each subcommand's help lists its own options only: the app's `--session` and
+/// `--renderer` belong to `sense` itself and `sense open`.
+#[test]
+fn every_subcommand_help_shows_only_its_own_options() {
+    let help = |args: &[&str]| {
+        let output = sense(args);
+        assert!(output.status.success(), "{args:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let top = help(&["--help"]);
+    for app_option in ["--session", "--renderer"] {
+        assert!(top.contains(app_option), "{top}");
+        assert!(help(&["open", "--help"]).contains(app_option));
+    }
+    let subcommands = [
+        ("info", "--json"),
+        ("sample", "--out"),
+        ("labels", "--import"),
+        ("pseudo-label", "--labels"),
+        ("suggest", "--count"),
+        ("train", "--data"),
+        ("embed", "--method"),
+        ("eval", "--labels"),
+        ("cluster", "--method"),
+        ("report", "--out"),
+        ("sweep", "--grid"),
+    ];
+    for (subcommand, own) in subcommands {
+        let text = help(&[subcommand, "--help"]);
+        assert!(
+            text.contains(own),
+            "sense {subcommand} --help lacks {own}:\n{text}"
+        );
+        for app_option in ["--session", "--renderer", "quit-after-first-map"] {
+            assert!(
+                !text.contains(app_option),
+                "sense {subcommand} --help lists the app's {app_option}:\n{text}"
+            );
+        }
+    }
+    // Given to a subcommand, an app option is an error that names it.
+    let misplaced = sense(&["train", "--session", "/tmp/x", "--data", "sample:mnist"]);
+    assert!(!misplaced.status.success());
+    assert!(String::from_utf8_lossy(&misplaced.stderr).contains("--session"));
+}

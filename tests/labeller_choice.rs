@@ -75,6 +75,7 @@ fn spreading_only() -> LabellerOptions<'static> {
         spreading: Some(SpreadingConfig::default()),
         classifier: None,
         keep_both: false,
+        refresh: None,
         seed: 0,
     }
 }
@@ -198,6 +199,7 @@ fn the_classifier_competes_by_k_fold_and_the_mean_is_scored_too() {
         spreading: Some(SpreadingConfig::default()),
         classifier: Some((&config, &backend)),
         keep_both: true,
+        refresh: None,
         seed: 0,
     };
     let ensemble = ensemble(n, 3, 3);

@@ -184,7 +184,7 @@ fn label_events(state: &mut AppState, ctx: &egui::Context) {
     }
 }
 
-/// Starts the debounced retrain once its time has come.
+/// Starts the debounced retrain (a refresh of the last run) once its time has come.
 fn retrain_when_due(state: &mut AppState) {
     let Some(ws) = state.ws.as_mut() else {
         return;
@@ -200,7 +200,7 @@ fn retrain_when_due(state: &mut AppState) {
         return;
     };
     match ws.pseudo_labeller(state.session.file.pseudo_threshold) {
-        Ok(labeller) => labeller.retrain(hand),
+        Ok(labeller) => labeller.refresh(hand),
         Err(e) => state.notifications.error(format!("Pseudo-labeller: {e}")),
     }
 }

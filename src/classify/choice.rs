@@ -22,7 +22,7 @@ use super::labelled::LabelledSet;
 use super::predict::{Prediction, TrainedClassifier};
 use super::pseudo::{new_run_id, run_id_now};
 use super::spreading::{SpreadingConfig, cross_validate, spread_labels, stratified_folds};
-use super::train::{EpochProgress, train};
+use super::train::{EpochProgress, fine_tune, train};
 use crate::data::{Ensemble, Split, SplitFractions};
 use crate::labels::Provenance;
 use crate::projection::{Distance, KnnGraph, KnnSearch};
@@ -149,7 +149,18 @@ pub struct LabellerOptions<'a> {
     pub classifier: Option<(&'a ClassifierConfig, &'a SelectedBackend)>,
     /// Keep the losing labeller's final model too (to compare both on other data).
     pub keep_both: bool,
+    /// Skip the estimates and keep an earlier run's choice (after a few hand-label edits).
+    pub refresh: Option<Refresh<'a>>,
     pub seed: u64,
+}
+
+/// An earlier run to refresh instead of choosing again: its choice stands, spreading runs
+/// over the new labels, and its classifier (if chosen) is fine-tuned from its weights.
+#[derive(Clone, Copy)]
+pub struct Refresh<'a> {
+    pub choice: &'a Choice,
+    /// Trained on the earlier hand labels, with the same classes; `None`: train anew.
+    pub classifier: Option<&'a TrainedClassifier>,
 }
 
 /// Features of every member that spreading may use, one row per member.
@@ -299,79 +310,28 @@ pub fn choose_and_label(
         None => None,
     };
     let classifier = options.classifier;
-    let holdout = classifier.filter(|_| labelled.len() > KFOLD_MAX_LABELS);
-
-    let mut scores = Scores::new(labelled, spreading.is_some(), classifier.is_some());
-    let mut classifier_note = None;
-    let mut final_classifier = None;
-    let estimation = match holdout {
-        Some((config, backend)) => {
-            let fraction = config.heldout_fraction;
-            let split = Split::new(
-                labelled.len(),
-                SplitFractions {
-                    val: fraction,
-                    test: 0.0,
-                },
-                Some(&labelled.targets),
-                config.seed,
-            )
-            .map_err(|e| ClassifyError::Invalid(format!("{}: {e}", ensemble.origin())))?;
-            let heldout: Vec<usize> = split.val.clone();
-            if let Some((config, graph, _)) = &spreading {
-                observe(LabellerStep::Stage("spreading, hold-out"));
-                scores.spread(graph, &labels, &heldout, config, control)?;
-            }
-            observe(LabellerStep::Stage("classifier"));
-            // Trained on all labels, it holds out exactly `split.val` itself.
-            let trained = train(ensemble, labelled, config, backend, control, &mut |e| {
-                observe(LabellerStep::Epoch(e))
-            })?;
-            scores.classify(&trained, ensemble, &heldout, control)?;
-            final_classifier = Some(trained);
-            Estimation::Holdout { fraction }
+    let (mut choice, mut final_classifier) = match options.refresh {
+        Some(refresh) => {
+            let mut kept = refresh.choice.clone();
+            kept.reason = match kept.chosen {
+                Some(labeller) => format!(
+                    "refreshed after hand-label edits: {} kept from the last full run",
+                    labeller.name()
+                ),
+                None => "refreshed after hand-label edits: nothing was trusted".into(),
+            };
+            (kept, None)
         }
-        None => {
-            let folds = CV_FOLDS.clamp(2, labelled.len().max(2));
-            let fold_of = stratified_folds(&labels, folds, options.seed);
-            for fold in 0..folds {
-                let heldout: Vec<usize> = (0..labelled.len())
-                    .filter(|&i| fold_of[labelled.members[i]] == Some(fold))
-                    .collect();
-                if let Some((config, graph, _)) = &spreading {
-                    observe(LabellerStep::Stage(&format!(
-                        "spreading, fold {}",
-                        fold + 1
-                    )));
-                    scores.spread(graph, &labels, &heldout, config, control)?;
-                }
-                if let (Some((config, backend)), None) = (classifier, &classifier_note) {
-                    observe(LabellerStep::Stage(&format!(
-                        "classifier, fold {} of {folds}",
-                        fold + 1
-                    )));
-                    let trained = train_without(
-                        ensemble,
-                        labelled,
-                        &heldout,
-                        (config, backend),
-                        control,
-                        &mut |e| observe(LabellerStep::Epoch(e)),
-                    );
-                    match trained {
-                        Ok(trained) => scores.classify(&trained, ensemble, &heldout, control)?,
-                        Err(ClassifyError::Invalid(why)) => {
-                            scores.drop_classifier();
-                            classifier_note = Some(why);
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-            Estimation::KFold { folds }
-        }
+        None => estimate_and_choose(
+            ensemble,
+            labelled,
+            &labels,
+            spreading.as_ref(),
+            options,
+            control,
+            observe,
+        )?,
     };
-    let mut choice = scores.choose(estimation, classifier_note.as_deref());
     choice.features = spreading.as_ref().map(|(_, _, set)| set.name.to_string());
     if let Some(features) = &choice.features {
         let listed: Vec<String> = feature_estimates
@@ -407,15 +367,23 @@ pub fn choose_and_label(
         && classifier_ready
         && let Some((config, backend)) = classifier.filter(|_| wants(Labeller::Classifier))
     {
-        observe(LabellerStep::Stage("classifier on every hand label"));
-        final_classifier = Some(train(
-            ensemble,
-            labelled,
-            config,
-            backend,
-            control,
-            &mut |e| observe(LabellerStep::Epoch(e)),
-        )?);
+        let previous = options.refresh.and_then(|r| r.classifier);
+        observe(LabellerStep::Stage(match previous {
+            Some(_) => "fine-tuning the classifier",
+            None => "classifier on every hand label",
+        }));
+        let mut on_epoch = |e: &EpochProgress| observe(LabellerStep::Epoch(e));
+        final_classifier = Some(match previous {
+            Some(previous) => fine_tune(
+                ensemble,
+                labelled,
+                previous,
+                backend,
+                control,
+                &mut on_epoch,
+            )?,
+            None => train(ensemble, labelled, config, backend, control, &mut on_epoch)?,
+        });
     }
     let unlabelled: Vec<usize> = (0..n).filter(|&m| labels[m].is_none()).collect();
     let predictions = match choice.chosen {
@@ -469,6 +437,97 @@ pub fn choose_and_label(
         spreading: spreading_model,
         graphs,
     })
+}
+
+/// Spreading over the chosen features.
+type SpreadingPlan = (SpreadingConfig, Arc<KnnGraph>, FeatureSet);
+
+/// Estimates each competing labeller on hand labels it did not see and chooses; returns the
+/// choice and, when the estimate trained one on every hand label, the classifier.
+fn estimate_and_choose(
+    ensemble: &Ensemble,
+    labelled: &LabelledSet,
+    labels: &[Option<usize>],
+    spreading: Option<&SpreadingPlan>,
+    options: &LabellerOptions<'_>,
+    control: &TaskControl,
+    observe: &mut dyn FnMut(LabellerStep<'_>),
+) -> ClassifyResult<(Choice, Option<TrainedClassifier>)> {
+    let classifier = options.classifier;
+    let holdout = classifier.filter(|_| labelled.len() > KFOLD_MAX_LABELS);
+
+    let mut scores = Scores::new(labelled, spreading.is_some(), classifier.is_some());
+    let mut classifier_note = None;
+    let mut final_classifier = None;
+    let estimation = match holdout {
+        Some((config, backend)) => {
+            let fraction = config.heldout_fraction;
+            let split = Split::new(
+                labelled.len(),
+                SplitFractions {
+                    val: fraction,
+                    test: 0.0,
+                },
+                Some(&labelled.targets),
+                config.seed,
+            )
+            .map_err(|e| ClassifyError::Invalid(format!("{}: {e}", ensemble.origin())))?;
+            let heldout: Vec<usize> = split.val.clone();
+            if let Some((config, graph, _)) = spreading {
+                observe(LabellerStep::Stage("spreading, hold-out"));
+                scores.spread(graph, labels, &heldout, config, control)?;
+            }
+            observe(LabellerStep::Stage("classifier"));
+            // Trained on all labels, it holds out exactly `split.val` itself.
+            let trained = train(ensemble, labelled, config, backend, control, &mut |e| {
+                observe(LabellerStep::Epoch(e))
+            })?;
+            scores.classify(&trained, ensemble, &heldout, control)?;
+            final_classifier = Some(trained);
+            Estimation::Holdout { fraction }
+        }
+        None => {
+            let folds = CV_FOLDS.clamp(2, labelled.len().max(2));
+            let fold_of = stratified_folds(labels, folds, options.seed);
+            for fold in 0..folds {
+                let heldout: Vec<usize> = (0..labelled.len())
+                    .filter(|&i| fold_of[labelled.members[i]] == Some(fold))
+                    .collect();
+                if let Some((config, graph, _)) = spreading {
+                    observe(LabellerStep::Stage(&format!(
+                        "spreading, fold {}",
+                        fold + 1
+                    )));
+                    scores.spread(graph, labels, &heldout, config, control)?;
+                }
+                if let (Some((config, backend)), None) = (classifier, &classifier_note) {
+                    observe(LabellerStep::Stage(&format!(
+                        "classifier, fold {} of {folds}",
+                        fold + 1
+                    )));
+                    let trained = train_without(
+                        ensemble,
+                        labelled,
+                        &heldout,
+                        (config, backend),
+                        control,
+                        &mut |e| observe(LabellerStep::Epoch(e)),
+                    );
+                    match trained {
+                        Ok(trained) => scores.classify(&trained, ensemble, &heldout, control)?,
+                        Err(ClassifyError::Invalid(why)) => {
+                            scores.drop_classifier();
+                            classifier_note = Some(why);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Estimation::KFold { folds }
+        }
+    };
+    let choice = scores.choose(estimation, classifier_note.as_deref());
+    Ok((choice, final_classifier))
 }
 
 fn search(features: &Array2<f32>, k: usize) -> ClassifyResult<KnnSearch<'_>> {

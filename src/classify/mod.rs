@@ -46,8 +46,8 @@ mod worker;
 
 pub use choice::{
     CV_FOLDS, Choice, Estimate, Estimation, FeatureEstimate, FeatureSet, KFOLD_MAX_LABELS,
-    Labeller, LabellerOptions, LabellerOutcome, LabellerStep, SPREADING_NEIGHBOURS, SpreadingModel,
-    choose_and_label,
+    Labeller, LabellerOptions, LabellerOutcome, LabellerStep, Refresh, SPREADING_NEIGHBOURS,
+    SpreadingModel, choose_and_label,
 };
 pub use config::{ClassifierConfig, ClassifierConfigError, InputSize};
 pub use error::{ClassifyError, ClassifyResult};
@@ -68,5 +68,5 @@ pub use spreading::{
     CrossValidation, Spread, SpreadingConfig, cross_validate, spread_labels, stratified_folds,
 };
 pub use suggest::{SuggestConfig, SuggestInput, SuggestReason, Suggestion, suggest};
-pub use train::{EpochProgress, MIN_LABELLED, train};
+pub use train::{EpochProgress, MIN_LABELLED, fine_tune, train};
 pub use worker::{Classifier, ClassifierEvent, ClassifierHandle, HandLabels};

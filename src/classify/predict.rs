@@ -76,6 +76,16 @@ impl TrainedClassifier {
         &self.config
     }
 
+    /// The network, for a fine-tuning run to start from.
+    pub(super) fn model(&self) -> &EfficientNet {
+        &self.model
+    }
+
+    /// The input normalisation fitted when it was first trained.
+    pub(super) fn normalization(&self) -> Arc<Normalization> {
+        self.normalization.clone()
+    }
+
     /// The size the network sees.
     pub fn working_shape(&self) -> Shape {
         self.working_shape

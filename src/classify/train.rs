@@ -53,6 +53,54 @@ pub fn train(
     control: &TaskControl,
     on_epoch: &mut dyn FnMut(&EpochProgress),
 ) -> ClassifyResult<TrainedClassifier> {
+    fit(ensemble, labelled, config, None, backend, control, on_epoch)
+}
+
+/// Continues training `previous` on `labelled` (e.g. after a few hand labels changed) for
+/// its config's `refresh_epochs`, from its weights and normalisation: seconds where
+/// [`train`] takes minutes. The classes must be the ones `previous` knows, in its order.
+pub fn fine_tune(
+    ensemble: &Ensemble,
+    labelled: &LabelledSet,
+    previous: &TrainedClassifier,
+    backend: &SelectedBackend,
+    control: &TaskControl,
+    on_epoch: &mut dyn FnMut(&EpochProgress),
+) -> ClassifyResult<TrainedClassifier> {
+    if labelled.classes != previous.classes() {
+        return Err(ClassifyError::Invalid(format!(
+            "{}: the classes changed since the classifier was trained ({} now, {} then); \
+             it must be trained from scratch",
+            ensemble.origin(),
+            labelled.classes.len(),
+            previous.classes().len()
+        )));
+    }
+    let config = ClassifierConfig {
+        epochs: previous.config().refresh_epochs,
+        ..previous.config().clone()
+    };
+    fit(
+        ensemble,
+        labelled,
+        &config,
+        Some(previous),
+        backend,
+        control,
+        on_epoch,
+    )
+}
+
+/// [`train`] from scratch, or from `start`'s weights and normalisation.
+fn fit(
+    ensemble: &Ensemble,
+    labelled: &LabelledSet,
+    config: &ClassifierConfig,
+    start: Option<&TrainedClassifier>,
+    backend: &SelectedBackend,
+    control: &TaskControl,
+    on_epoch: &mut dyn FnMut(&EpochProgress),
+) -> ClassifyResult<TrainedClassifier> {
     config
         .validate()
         .map_err(|e| ClassifyError::Invalid(e.to_string()))?;
@@ -95,11 +143,15 @@ pub fn train(
     let shape = working.shape();
     let source = CachedSource::wrap(working, &labelled.members, config.cache_limit_bytes)?;
     control.check()?;
-    let norm = Arc::new(Normalization::fit(
-        source.as_ref(),
-        &train_members,
-        config.normalization,
-    )?);
+    // A refresh keeps the inputs the weights were trained on.
+    let norm = match start {
+        Some(previous) => previous.normalization(),
+        None => Arc::new(Normalization::fit(
+            source.as_ref(),
+            &train_members,
+            config.normalization,
+        )?),
+    };
     let augmentation = (config.augmentation != AugmentConfig::default())
         .then(|| Augmentation::new(config.augmentation, shape, &origin))
         .transpose()?;
@@ -115,6 +167,15 @@ pub fn train(
     let device = backend.device.clone().autodiff();
     device.seed(config.seed);
     let mut model = EfficientNet::new(config, shape, labelled.classes.len(), &device);
+    if let Some(previous) = start {
+        if previous.working_shape() != shape {
+            return Err(ClassifyError::Invalid(format!(
+                "{origin}: the classifier was trained on {} inputs, these are {shape}",
+                previous.working_shape()
+            )));
+        }
+        model = model.load_record(previous.model().clone().into_record());
+    }
     let mut optim = AdamWConfig::new()
         .with_weight_decay(config.weight_decay as f32)
         .with_epsilon(1e-8)

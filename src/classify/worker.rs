@@ -18,13 +18,15 @@ use std::time::Duration;
 use ndarray::Array2;
 
 use super::choice::{
-    Choice, FeatureSet, Labeller, LabellerOptions, LabellerStep, choose_and_label,
+    Choice, FeatureSet, Labeller, LabellerOptions, LabellerOutcome, LabellerStep, Refresh,
+    choose_and_label,
 };
 use super::config::ClassifierConfig;
 use super::error::{ClassifyError, ClassifyResult};
 use super::features::{PixelFeatures, SpectrumFeatures};
 use super::labelled::LabelledSet;
 use super::metrics::HeldoutReport;
+use super::predict::TrainedClassifier;
 use super::pseudo::{PseudoLabelProposal, PseudoLabelSummary, new_run_id, summarise};
 use super::spreading::SpreadingConfig;
 use super::train::EpochProgress;
@@ -116,6 +118,13 @@ enum Command {
         labels: HandLabels,
         control: TaskControl,
     },
+    /// The last full run's choice again, on new hand labels: spreading reruns and a chosen
+    /// classifier is fine-tuned from its weights (a full run when there is none to refresh).
+    Refresh {
+        run_id: String,
+        labels: HandLabels,
+        control: TaskControl,
+    },
     /// Spreading alone over the newest features, if spreading is what the last run trusted.
     Spread {
         run_id: String,
@@ -127,6 +136,14 @@ enum Command {
         rows: Arc<Array2<f32>>,
         name: &'static str,
     },
+}
+
+/// What a command asks of the worker.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RunKind {
+    Full,
+    Refresh,
+    SpreadingOnly,
 }
 
 pub struct Classifier;
@@ -149,6 +166,7 @@ impl Classifier {
             own: Vec::new(),
             graphs: Vec::new(),
             trusted: None,
+            last: None,
             events: events_tx,
         };
         let thread = std::thread::Builder::new()
@@ -192,6 +210,18 @@ impl ClassifierHandle {
     /// a repaint in it instead of polling). Only the first call takes effect.
     pub fn on_event(&self, wake: impl Fn() + Send + Sync + 'static) {
         let _ = self.wake.set(Box::new(wake));
+    }
+
+    /// After hand-label edits: keeps the last full run's choice and refreshes it on `labels`
+    /// (spreading reruns; a chosen classifier is fine-tuned from its weights for
+    /// `refresh_epochs`, seconds where a full run takes minutes). A full run instead when
+    /// there is nothing to refresh: no earlier run, nothing trusted, or a new class.
+    pub fn refresh(&self, labels: HandLabels) -> String {
+        self.start(|run_id, control| Command::Refresh {
+            run_id,
+            labels,
+            control,
+        })
     }
 
     /// Reruns label spreading alone over the newest features (after an epoch or a relabel),
@@ -269,13 +299,15 @@ struct Worker {
     graphs: Vec<(&'static str, Arc<KnnGraph>)>,
     /// What the last full run chose (`None` before one: spreading may write).
     trusted: Option<Option<Labeller>>,
+    /// The last full or refreshed run's choice and classifier, for the next refresh.
+    last: Option<(Choice, Option<TrainedClassifier>)>,
     events: Sender<ClassifierEvent>,
 }
 
 impl Worker {
     fn run(mut self, commands: Receiver<Command>) {
         while let Ok(command) = commands.recv() {
-            let (run_id, labels, control, spreading_only) = match command {
+            let (run_id, labels, control, kind) = match command {
                 Command::Features { rows, name } => {
                     if rows.nrows() == self.ensemble.len() {
                         self.given = Some((rows, name));
@@ -286,13 +318,19 @@ impl Worker {
                     run_id,
                     labels,
                     control,
-                } => (run_id, labels, control, false),
+                } => (run_id, labels, control, RunKind::Full),
+                Command::Refresh {
+                    run_id,
+                    labels,
+                    control,
+                } => (run_id, labels, control, RunKind::Refresh),
                 Command::Spread {
                     run_id,
                     labels,
                     control,
-                } => (run_id, labels, control, true),
+                } => (run_id, labels, control, RunKind::SpreadingOnly),
             };
+            let spreading_only = kind == RunKind::SpreadingOnly;
             let trusts_spreading = matches!(self.trusted, None | Some(Some(Labeller::Spreading)));
             if spreading_only && !trusts_spreading {
                 self.send(ClassifierEvent::Skipped { run_id });
@@ -304,7 +342,7 @@ impl Worker {
                 continue;
             }
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                self.run_once(&run_id, &labels, &control, spreading_only)
+                self.run_once(&run_id, &labels, &control, kind)
             }))
             .unwrap_or_else(|panic| {
                 Err(ClassifyError::Failed(format!(
@@ -378,11 +416,12 @@ impl Worker {
         run_id: &str,
         labels: &HandLabels,
         control: &TaskControl,
-        spreading_only: bool,
+        kind: RunKind,
     ) -> Result<(PseudoLabelProposal, PseudoLabelSummary), ClassifyError> {
         let backend = self.backend();
         let labelled =
             LabelledSet::from_snapshot(&labels.snapshot, &self.ensemble, &labels.origin)?;
+        let spreading_only = kind == RunKind::SpreadingOnly;
         self.send(ClassifierEvent::Started {
             run_id: run_id.to_string(),
             labelled_members: labelled.len(),
@@ -394,6 +433,25 @@ impl Worker {
         };
         self.send(stage("features"));
         let features = self.feature_sets(control)?;
+        // A refresh keeps a trusted choice; a chosen classifier must know exactly these
+        // classes to be fine-tuned (a new class needs a full run).
+        let refresh = match (&self.last, kind) {
+            (Some((choice, classifier)), RunKind::Refresh) => match choice.chosen {
+                Some(Labeller::Spreading) => Some(Refresh {
+                    choice,
+                    classifier: None,
+                }),
+                Some(_) => classifier
+                    .as_ref()
+                    .filter(|c| c.classes() == labelled.classes)
+                    .map(|c| Refresh {
+                        choice,
+                        classifier: Some(c),
+                    }),
+                None => None,
+            },
+            _ => None,
+        };
         let (events, wake) = (self.events.clone(), self.wake.clone());
         let mut observe = |step: LabellerStep<'_>| {
             let event = match step {
@@ -409,6 +467,7 @@ impl Worker {
             spreading: Some(SpreadingConfig::default()),
             classifier: (!spreading_only).then_some((&self.config, &backend)),
             keep_both: false,
+            refresh,
             seed: self.config.seed,
         };
         let outcome = choose_and_label(
@@ -433,22 +492,32 @@ impl Worker {
         if !spreading_only {
             self.trusted = Some(outcome.choice.chosen);
         }
+        let LabellerOutcome {
+            choice,
+            classes,
+            predictions,
+            classifier,
+            ..
+        } = outcome;
+        if !spreading_only {
+            // A run that trained no classifier (spreading won) keeps the one it had.
+            let kept = classifier.or_else(|| self.last.take().and_then(|(_, c)| c));
+            self.last = Some((choice.clone(), kept));
+        }
         control.check()?;
-        let (written_id, provenance) = match outcome.choice.chosen {
-            Some(labeller) => {
-                labeller.provenance(outcome.choice.features.as_deref().unwrap_or("none"))
-            }
+        let (written_id, provenance) = match choice.chosen {
+            Some(labeller) => labeller.provenance(choice.features.as_deref().unwrap_or("none")),
             None => (String::new(), Provenance::classifier("none")),
         };
         let summary = summarise(
             &written_id,
-            &outcome.classes,
-            &outcome.predictions,
+            &classes,
+            &predictions,
             self.config.confidence_threshold,
         );
         let proposal = PseudoLabelProposal {
-            classes: outcome.classes,
-            predictions: outcome.predictions,
+            classes,
+            predictions,
             provenance,
         };
         Ok((proposal, summary))

@@ -23,6 +23,7 @@ use std::process::ExitCode;
 #[command(
     name = "sense",
     version,
+    args_conflicts_with_subcommands = true,
     about = "SENSE Explorer: train autoencoders on scientific ensembles and explore their latent space"
 )]
 struct Cli {
@@ -32,17 +33,18 @@ struct Cli {
     app: AppArgs,
 }
 
-/// How the desktop app opens (`sense` with no subcommand, or `sense open`).
+/// How the desktop app opens (`sense` with no subcommand, or `sense open`). Only those two
+/// take these options: each subcommand's `--help` lists its own options alone.
 #[derive(clap::Args, Debug, Clone, Default)]
 struct AppArgs {
     /// Session directory (default: one per dataset under ~/.local/share/sense/sessions).
-    #[arg(long, global = true)]
+    #[arg(long)]
     session: Option<std::path::PathBuf>,
     /// Window renderer: wgpu on a hardware GPU, else glow.
-    #[arg(long, value_enum, default_value = "auto", global = true)]
+    #[arg(long, value_enum, default_value = "auto")]
     renderer: crate::app::RendererChoice,
     /// Quit once the first map is drawn (smoke test of the binary).
-    #[arg(long, hide = true, global = true)]
+    #[arg(long, hide = true)]
     quit_after_first_map: bool,
 }
 
@@ -51,6 +53,8 @@ struct OpenArgs {
     /// A dataset (`sample:channels`, a folder of images, a .npy/.idx file) or a session
     /// directory.
     path: String,
+    #[command(flatten)]
+    app: AppArgs,
 }
 
 impl AppArgs {
@@ -109,7 +113,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None => cli.app.run(None),
-        Some(Command::Open(args)) => cli.app.run(Some(args.path)),
+        Some(Command::Open(args)) => args.app.run(Some(args.path)),
         Some(Command::Info(args)) => info::run(args),
         Some(Command::Sample(args)) => sample::run(args),
         Some(Command::Labels(args)) => labels::run(args),

@@ -143,6 +143,7 @@ pub fn run(args: PseudoLabelArgs) -> anyhow::Result<()> {
         spreading: uses_spreading.then(SpreadingConfig::default),
         classifier: uses_classifier.then_some((&config, &backend)),
         keep_both: args.eval_data.is_some(),
+        refresh: None,
         seed: config.seed,
     };
     let outcome = choose_and_label(

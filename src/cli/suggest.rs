@@ -1,6 +1,6 @@
 //! `sense suggest`: which unlabelled members to label next, as a CSV ranked best first, with
-//! the reason for each (uncertain pseudo-label, at odds with its latent neighbours, or far
-//! from every hand label). See [`crate::classify::suggest`].
+//! the reason for each (uncertain pseudo-label, at odds with its latent neighbours, far from
+//! every hand label, or, while labels are scarce, typical of a cluster nobody labelled). See [`crate::classify::suggest`].
 
 use std::path::PathBuf;
 
@@ -35,6 +35,10 @@ pub struct SuggestArgs {
     /// Neighbours per member for the disagreement signal.
     #[arg(long, default_value_t = 15)]
     pub neighbours: usize,
+    /// Below this many hand labels per class, first suggest the most typical member of each
+    /// k-means cluster nobody labelled (0: always rank by the three signals).
+    #[arg(long, default_value_t = 20)]
+    pub cover_below_per_class: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// CSV to write: rank, id, score, reason, the three signals, the pseudo-label.
@@ -87,6 +91,7 @@ pub fn run(args: SuggestArgs) -> anyhow::Result<()> {
     let config = SuggestConfig {
         count: args.count,
         neighbours: args.neighbours,
+        cover_below_per_class: args.cover_below_per_class,
         seed: args.seed,
     };
     let suggestions = suggest(&input, &config, &control)?;

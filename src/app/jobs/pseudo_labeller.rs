@@ -152,6 +152,17 @@ impl PseudoLabeller {
         self.status = "starting".into();
     }
 
+    /// After hand-label edits: the last run's choice refreshed on the labels as they are now,
+    /// its classifier fine-tuned from its weights (a full run when there is nothing to
+    /// refresh). Cancels a run in progress.
+    pub fn refresh(&mut self, labels: HandLabels) {
+        self.handle.refresh(labels);
+        self.running = true;
+        self.full_run = true;
+        self.progress = 0.0;
+        self.status = "refreshing".into();
+    }
+
     pub fn stop(&self) {
         self.handle.stop();
     }

@@ -96,9 +96,11 @@ pub fn show(ui: &mut egui::Ui, state: &mut AppState, queue: &mut CommandQueue) {
             if ui
                 .checkbox(&mut retrain, "Retrain after edits (10 s after the last)")
                 .on_hover_text(
-                    "After hand-label edits, estimate both labellers again and write the \
-                     better one's pseudo-labels; the running training uses them from its \
-                     next batch",
+                    "After hand-label edits, refresh the last run's labeller on the new \
+                     labels (spreading reruns; a chosen classifier is fine-tuned from its \
+                     weights for a few epochs) and write its pseudo-labels; the running \
+                     training uses them from its next batch. The button above estimates \
+                     both labellers again from scratch",
                 )
                 .changed()
             {
