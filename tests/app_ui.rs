@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use npyz::WriterBuilder;
-use sense::app::{AppOptions, SenseApp, Session};
+use sense::app::{AppOptions, DrawnRegion, SenseApp, Session};
 use sense::train::BackendChoice;
 
 const MEMBERS: usize = 400;
@@ -525,4 +525,152 @@ fn the_full_map_after_training_shows_every_member() {
         "{:?}",
         harness.state().errors()
     );
+}
+
+/// Issue 16, items 1 and 2: a trained session reopens whole — the loss history from
+/// `run/metrics.jsonl`, the training status, the saved layout's metrics — and at 1440 × 900
+/// the loss plot is at least 200 px tall; the bottom panel's size, once dragged, lives in
+/// egui's memory (which eframe saves) and comes back with it.
+#[test]
+fn a_reopened_session_is_whole_and_its_loss_plot_readable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let session = session_with_epochs(tmp.path(), 2);
+    let session_dir = session.dir.clone();
+    let minute = Duration::from_secs(60);
+    {
+        let mut harness = harness(session);
+        step_until(&mut harness, "the raw-pixel map", 2 * minute, |app| {
+            app.is_ready() && app.map_points() > 0
+        });
+        harness.get_by_label("Start").click();
+        step_until(&mut harness, "a trained model", 3 * minute, |app| {
+            app.map_epoch() == Some(1) && !app.is_training() && app.is_settled()
+        });
+        // The layout is written on its own thread.
+        let layout = session_dir.join("layout.npy");
+        let start = Instant::now();
+        while !layout.is_file() && start.elapsed() < minute {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let reopen = || {
+        let session = Session::open_or_create(Some(session_dir.to_str().unwrap()), None).unwrap();
+        let mut harness = Harness::builder()
+            .with_size([1440.0, 900.0])
+            .wgpu()
+            .with_accessibility_check(false)
+            .build_eframe(move |cc| SenseApp::new(cc, session, &AppOptions::default()));
+        step_until(&mut harness, "the restored map", 2 * minute, |app| {
+            app.is_settled() && app.map_metrics().is_some()
+        });
+        harness.run_steps(3);
+        harness
+    };
+    let mut harness = reopen();
+    // The history, the status and the metrics of the layout.
+    assert_eq!(harness.state().loss_points(), 2);
+    assert!(
+        harness
+            .query_by_label_contains("The session's run: finished after 2 of 2 epochs")
+            .is_some()
+    );
+    let (_, _, labelled) = harness.state().map_metrics().unwrap();
+    assert_eq!(labelled, MEMBERS / 4);
+    assert!(
+        harness
+            .query_by_label_contains(&format!("hand-labelled members ({labelled})"))
+            .is_some()
+    );
+    assert!(harness.query_by_label_contains("Not trained yet").is_none());
+
+    let plot = DrawnRegion::LossPlot
+        .rect(&harness.ctx)
+        .expect("a loss plot");
+    assert!(plot.height() >= 200.0, "loss plot {plot:?}");
+    // Drag the panel's top edge 100 px up: the plot grows with it.
+    let panel = DrawnRegion::BottomPanel.rect(&harness.ctx).unwrap();
+    let edge = egui::pos2(panel.center().x, panel.top());
+    harness.hover_at(edge);
+    harness.step();
+    harness.drag_at(edge);
+    harness.step();
+    for t in 1..=5 {
+        harness.hover_at(edge - egui::vec2(0.0, 20.0 * t as f32));
+        harness.step();
+    }
+    harness.drop_at(edge - egui::vec2(0.0, 100.0));
+    harness.run_steps(3);
+    let dragged = DrawnRegion::BottomPanel.rect(&harness.ctx).unwrap();
+    assert!(
+        (dragged.height() - panel.height() - 100.0).abs() < 10.0,
+        "{panel:?} -> {dragged:?}"
+    );
+    let taller = DrawnRegion::LossPlot.rect(&harness.ctx).unwrap();
+    assert!(
+        taller.height() > plot.height() + 80.0,
+        "{plot:?} -> {taller:?}"
+    );
+
+    // What eframe saves is egui's memory: given it, a new window has the dragged size.
+    let memory = harness.ctx.memory(|m| m.clone());
+    drop(harness);
+    let mut harness = reopen();
+    harness.ctx.memory_mut(|m| *m = memory);
+    harness.run_steps(3);
+    let restored = DrawnRegion::BottomPanel.rect(&harness.ctx).unwrap();
+    assert!(
+        (restored.height() - dragged.height()).abs() < 2.0,
+        "{dragged:?} -> {restored:?}"
+    );
+    assert!(
+        harness.state().errors().is_empty(),
+        "{:?}",
+        harness.state().errors()
+    );
+}
+
+/// Issue 16, item 4: F5 shows the map alone with a large legend (no side panels), and Esc
+/// goes back to the working layout.
+#[test]
+fn presentation_view_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let session = session_in(tmp.path());
+    let coords = ndarray::Array2::from_shape_fn((MEMBERS, 2), |(i, j)| {
+        // Four labelled-looking blobs, one per class of every fourth member.
+        let class = (i % 4) as f32;
+        let angle = i as f32 * 0.61;
+        let radius = 0.3 + (i % 7) as f32 * 0.1;
+        let centre = [3.0 * (class * 1.57).cos(), 3.0 * (class * 1.57).sin()];
+        match j {
+            0 => centre[0] + radius * angle.cos(),
+            _ => centre[1] + radius * angle.sin(),
+        }
+    });
+    sense::data::matrix::write_npy_matrix(&session.layout_path(), coords.view()).unwrap();
+    let ids: Vec<String> = (0..MEMBERS).map(|i| i.to_string()).collect();
+    sense::data::matrix::write_ids(&session.layout_path().with_extension("ids.csv"), &ids).unwrap();
+    let mut harness = Harness::builder()
+        .with_size([1440.0, 900.0])
+        .wgpu()
+        .with_accessibility_check(false)
+        .build_eframe(move |cc| SenseApp::new(cc, session, &AppOptions::default()));
+    step_until(
+        &mut harness,
+        "the saved map",
+        Duration::from_secs(60),
+        |app| app.is_settled() && app.labels().is_some(),
+    );
+    harness.run_steps(3);
+    assert!(harness.query_by_label("Inspector").is_some());
+    harness.key_press(egui::Key::F5);
+    harness.run_steps(5);
+    assert!(harness.query_by_label("Inspector").is_none());
+    assert!(harness.query_by_label("Dataset").is_none());
+    assert!(harness.query_by_label_contains("Back [F5 / Esc]").is_some());
+    let map = harness.state().map_rect().unwrap();
+    assert!(map.width() > 1300.0 && map.height() > 600.0, "{map:?}");
+    harness.snapshot("presentation_view");
+    harness.key_press(egui::Key::Escape);
+    harness.run_steps(3);
+    assert!(harness.query_by_label("Inspector").is_some());
 }

@@ -83,6 +83,8 @@ pub enum AppCommand {
     CancelJob(JobKind),
     CancelProjection,
     SaveSession,
+    /// The full-window map for a projector (on) or the working layout (off).
+    SetPresentation(bool),
 }
 
 /// The commands of one frame, in the order they were asked for.
@@ -121,6 +123,10 @@ pub fn execute(state: &mut AppState, command: AppCommand) {
 }
 
 fn try_execute(state: &mut AppState, command: AppCommand) -> AppResult<()> {
+    if let AppCommand::SetPresentation(on) = command {
+        state.presentation = on;
+        return Ok(());
+    }
     if let AppCommand::SaveSession = command {
         state.save_session();
         state
@@ -392,7 +398,7 @@ fn try_execute(state: &mut AppState, command: AppCommand) -> AppResult<()> {
         }
         AppCommand::CancelJob(kind) => state.jobs.cancel(kind),
         AppCommand::CancelProjection => ws.projection.cancel(),
-        AppCommand::SaveSession => unreachable!("handled above"),
+        AppCommand::SaveSession | AppCommand::SetPresentation(_) => unreachable!("handled above"),
     }
     Ok(())
 }
@@ -438,7 +444,7 @@ fn start_training(state: &mut AppState, resume: bool) -> AppResult<()> {
             .error(format!("Training settings: {}", e.0));
         return Ok(());
     }
-    let run = TrainingRun::start(
+    let mut run = TrainingRun::start(
         ws.ensemble.clone(),
         labels.snapshot.clone(),
         config,
@@ -446,8 +452,13 @@ fn start_training(state: &mut AppState, resume: bool) -> AppResult<()> {
         resume,
         ws.waker().clone(),
     )?;
+    if resume && let Some(earlier) = ws.training.take() {
+        run.continue_history(earlier.history);
+    }
     // From now on the keeper hands each new training snapshot to the trainer itself.
-    ws.keeper.subscribe(run.label_sink(), labels.revision);
+    if let Some(sink) = run.label_sink() {
+        ws.keeper.subscribe(sink, labels.revision);
+    }
     ws.training = Some(run);
     state.session.file.train_config = state.forms.train.clone();
     Ok(())

@@ -46,7 +46,7 @@ mod workspace;
 use std::path::PathBuf;
 
 pub use error::AppError;
-pub use probe::AppProbe;
+pub use probe::{AppProbe, DrawnRegion};
 pub use sense_app::SenseApp;
 pub use session::{Session, default_sessions_dir};
 

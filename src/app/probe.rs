@@ -80,6 +80,16 @@ impl SenseApp {
         self.state().map_rect
     }
 
+    /// The map's live metrics: (silhouette, neighbourhood hit, hand-labelled members).
+    pub fn map_metrics(&self) -> Option<(f64, f64, usize)> {
+        let metrics = self.state().ws.as_ref()?.map.metrics?;
+        Some((
+            metrics.silhouette,
+            metrics.neighbourhood_hit,
+            metrics.labelled_members,
+        ))
+    }
+
     /// Selects members as a brush would (tests of what acts on a selection).
     pub fn select_members(&mut self, members: &[usize]) {
         execute(
@@ -164,5 +174,31 @@ impl SenseApp {
             .errors()
             .map(str::to_string)
             .collect()
+    }
+}
+
+/// A region of the window whose last drawn rectangle tests of the layout ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrawnRegion {
+    BottomPanel,
+    LossPlot,
+}
+
+impl DrawnRegion {
+    fn id(self) -> egui::Id {
+        match self {
+            Self::BottomPanel => egui::Id::unique("drawn-bottom-panel"),
+            Self::LossPlot => egui::Id::unique("drawn-loss-plot"),
+        }
+    }
+
+    /// Remembers where the region was drawn this frame (egui's temporary data: not saved).
+    pub fn record(self, ctx: &egui::Context, rect: egui::Rect) {
+        ctx.data_mut(|d| d.insert_temp(self.id(), rect));
+    }
+
+    /// Where the region was drawn last.
+    pub fn rect(self, ctx: &egui::Context) -> Option<egui::Rect> {
+        ctx.data(|d| d.get_temp(self.id()))
     }
 }

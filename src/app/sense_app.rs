@@ -10,6 +10,7 @@ use super::AppOptions;
 use super::commands::{CommandQueue, execute_all};
 use super::jobs::{JobKind, JobOutput};
 use super::panels;
+use super::probe::DrawnRegion;
 use super::scatter::ScatterBackend;
 use super::session::Session;
 use super::state::{AppState, BottomTab};
@@ -92,6 +93,9 @@ fn start_up(state: &mut AppState) {
     }
 }
 
+/// The bottom panel's height before the user resizes it.
+const BOTTOM_PANEL_DEFAULT_PX: f32 = 340.0;
+
 impl eframe::App for SenseApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         super::logic::step(&mut self.state, ctx);
@@ -102,7 +106,9 @@ impl eframe::App for SenseApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let (state, queue) = (&mut self.state, &mut self.queue);
         panels::keys::handle(ui.ctx(), state, queue);
-        egui::Panel::top("top-bar").show(ui, |ui| panels::top_bar::show(ui, state, queue));
+        if !state.presentation {
+            egui::Panel::top("top-bar").show(ui, |ui| panels::top_bar::show(ui, state, queue));
+        }
         if state.ws.is_none() {
             egui::CentralPanel::default().show(ui, |ui| {
                 ui.centered_and_justified(|ui| {
@@ -114,6 +120,9 @@ impl eframe::App for SenseApp {
                     }
                 });
             });
+        } else if state.presentation {
+            egui::CentralPanel::default()
+                .show(ui, |ui| panels::presentation::show(ui, state, queue));
         } else {
             egui::Panel::left("left-panel")
                 .resizable(true)
@@ -129,10 +138,16 @@ impl eframe::App for SenseApp {
                 .resizable(true)
                 .default_size(340.0)
                 .show(ui, |ui| panels::inspector::show(ui, state, queue));
-            egui::Panel::bottom("bottom-panel")
+            // Tall enough for a 200 px loss plot at 1440 x 900; the user's size persists
+            // (egui memory, saved by eframe).
+            let bottom = egui::Panel::bottom("bottom-panel")
                 .resizable(true)
-                .default_size(260.0)
+                .default_size(BOTTOM_PANEL_DEFAULT_PX)
+                .min_size(120.0)
                 .show(ui, |ui| {
+                    // Fill the panel: egui sizes a panel to its contents otherwise, and the
+                    // plots take the height they are given.
+                    ui.set_min_height(ui.available_height());
                     ui.horizontal(|ui| {
                         let tab = &mut state.bottom_tab;
                         ui.selectable_value(tab, BottomTab::LossCurves, "Loss curves");
@@ -146,6 +161,7 @@ impl eframe::App for SenseApp {
                         BottomTab::Interpolation => panels::interpolation::show(ui, state, queue),
                     }
                 });
+            DrawnRegion::BottomPanel.record(ui.ctx(), bottom.response.rect);
             egui::CentralPanel::default().show(ui, |ui| panels::latent_map::show(ui, state, queue));
         }
         state.notifications.show(ui.ctx());

@@ -19,9 +19,11 @@ use std::sync::Arc;
 use ndarray::Array2;
 
 use super::error::AppResult;
+use super::jobs::projection::{MapMetrics, live_metrics};
 use crate::data::{Ensemble, OpenOptions};
 use crate::labels::{LabelStore, Provenance};
-use crate::train::TrainConfig;
+use crate::task::TaskControl;
+use crate::train::{EpochSummary, TrainConfig, Trainer};
 
 pub const SESSION_FILE: &str = "session.json";
 const SESSION_VERSION: u32 = 1;
@@ -213,12 +215,34 @@ impl Session {
             imported = Some(labels.labelled_count());
         }
         let layout = self.load_layout(&ensemble);
+        let layout_metrics = layout.as_ref().and_then(|l| layout_metrics(l, &store));
         Ok(Loaded {
             ensemble,
             store,
             imported,
             layout,
+            layout_metrics,
+            past_run: self.load_past_run(),
             has_checkpoint: self.has_checkpoint(),
+        })
+    }
+
+    /// The session's earlier run from its files: every epoch's figures, and how many epochs
+    /// its last start planned. An unreadable record only loses the curves, so it is logged.
+    fn load_past_run(&self) -> Option<PastRun> {
+        let run_dir = self.run_dir();
+        let epochs = match crate::train::run_dir::read_metrics(&run_dir) {
+            Ok(epochs) if !epochs.is_empty() => epochs,
+            Ok(_) => return None,
+            Err(e) => {
+                eprintln!("sense: the earlier run's history is not shown: {e}");
+                return None;
+            }
+        };
+        let planned = Trainer::load_config(&run_dir).map_or(epochs.len(), |c| c.epochs);
+        Some(PastRun {
+            planned_epochs: planned.max(epochs.len()),
+            epochs,
         })
     }
 
@@ -278,8 +302,33 @@ pub struct Loaded {
     pub imported: Option<usize>,
     /// The session's last layout, if it still fits the data.
     pub layout: Option<SavedLayout>,
+    /// Silhouette and neighbourhood hit of the saved layout's hand-labelled members.
+    pub layout_metrics: Option<MapMetrics>,
+    /// The session's earlier training run, if it recorded any epoch.
+    pub past_run: Option<PastRun>,
     /// The session's run has a checkpoint (Continue, reconstructions, interpolation).
     pub has_checkpoint: bool,
+}
+
+/// A training run of an earlier session, as its `metrics.jsonl` and `config.toml` tell it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PastRun {
+    pub epochs: Vec<EpochSummary>,
+    pub planned_epochs: usize,
+}
+
+/// The live map metrics of a saved layout, scored on the store's hand labels.
+fn layout_metrics(layout: &SavedLayout, store: &LabelStore) -> Option<MapMetrics> {
+    let classes: Vec<&str> = store.classes().map(|c| c.name.as_str()).collect();
+    let labels: Vec<Option<usize>> = layout
+        .ids
+        .iter()
+        .map(|id| {
+            let label = store.manual(id)?;
+            classes.iter().position(|&c| c == label.class)
+        })
+        .collect();
+    live_metrics(&layout.coords, &labels, &TaskControl::new())
 }
 
 /// A map layout: members, their ids and positions, row by row.

@@ -68,6 +68,8 @@ pub struct AppState {
     pub scatter_backend: ScatterBackend,
     /// Where the map was drawn last frame (tests brush inside it).
     pub map_rect: Option<egui::Rect>,
+    /// The clean full-window map for a projector instead of the working layout (F5).
+    pub presentation: bool,
     pub waker: Waker,
 }
 
@@ -84,6 +86,7 @@ impl AppState {
             scatter: ScatterPlot::new(egui::Id::unique("latent-map")),
             scatter_backend,
             map_rect: None,
+            presentation: false,
             waker,
         }
     }

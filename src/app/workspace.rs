@@ -78,6 +78,8 @@ impl Workspace {
             ensemble,
             store,
             layout,
+            layout_metrics,
+            past_run,
             has_checkpoint,
             ..
         } = loaded;
@@ -92,7 +94,7 @@ impl Workspace {
             ensemble,
             keeper,
             labels: None,
-            training: None,
+            training: past_run.map(TrainingRun::restored),
             pseudo: None,
             projection,
             map: MapState::default(),
@@ -113,6 +115,7 @@ impl Workspace {
                 ws.map.ids = Arc::new(layout.ids);
                 ws.map.coords = Arc::new(layout.coords);
                 ws.map.restored = true;
+                ws.map.metrics = layout_metrics;
                 ws.colours_dirty = true;
             }
             None => ws.request_pixel_map(session),

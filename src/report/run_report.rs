@@ -19,7 +19,7 @@ use crate::labels::LabelSnapshot;
 use crate::projection::{Pca, ProjectionConfig, project};
 use crate::task::TaskControl;
 use crate::train::metrics::channel_ranges;
-use crate::train::run_dir::{self, DatasetRecord, METRICS, SUMMARY};
+use crate::train::run_dir::{self, DatasetRecord, SUMMARY};
 use crate::train::{
     BackendChoice, CheckpointChoice, EpochSummary, Reconstruction, RunSummary, TrainedModel,
     open_training_data, select_backend,
@@ -69,7 +69,7 @@ pub fn write_run_report(
     let backend = select_backend(options.backend);
     let model = TrainedModel::load(run_dir, ensemble.shape(), CheckpointChoice::Best, &backend)?;
     let summary: Option<RunSummary> = run_dir::read_json(&run_dir.join(SUMMARY)).ok();
-    let epochs = read_epochs(&run_dir.join(METRICS))?;
+    let epochs = run_dir::read_metrics(run_dir)?;
 
     let mut doc = ReportDocument::new(format!(
         "SENSE run report: {}",
@@ -402,21 +402,6 @@ fn latent_map(
         });
     }
     Ok(scores)
-}
-
-fn read_epochs(path: &Path) -> anyhow::Result<Vec<EpochSummary>> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(Vec::new());
-    };
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, line)| {
-            serde_json::from_str(line).with_context(|| {
-                format!("{}: line {} is not an epoch record", path.display(), i + 1)
-            })
-        })
-        .collect()
 }
 
 type Series = (Vec<LossSeries>, Option<LossSeries>, Option<LossSeries>);

@@ -188,6 +188,25 @@ pub fn append_metrics(run_dir: &Path, epoch: &EpochSummary) -> DataResult<()> {
     writeln!(file, "{line}").map_err(|e| DataError::io(&path, e))
 }
 
+/// Every epoch recorded in the run's `metrics.jsonl`, in order (none without the file).
+pub fn read_metrics(run_dir: &Path) -> DataResult<Vec<EpochSummary>> {
+    let path = run_dir.join(METRICS);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(DataError::io(&path, e)),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line).map_err(|e| {
+                DataError::new(&path, format!("line {} is not an epoch record: {e}", i + 1))
+            })
+        })
+        .collect()
+}
+
 /// Keeps only the first `epochs` lines of `metrics.jsonl` (a resume repeats later epochs).
 pub fn truncate_metrics(run_dir: &Path, epochs: usize) -> DataResult<()> {
     let path = run_dir.join(METRICS);

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::app::error::AppError;
+use crate::app::session::PastRun;
 use crate::app::worker::Waker;
 use crate::data::Ensemble;
 use crate::labels::LabelSnapshot;
@@ -71,7 +72,10 @@ pub struct TrainingHistory {
 }
 
 pub struct TrainingRun {
-    handle: TrainerHandle,
+    /// `None` for a run of an earlier session, restored from its files.
+    handle: Option<TrainerHandle>,
+    /// Restored from the session's run directory, not trained in this app.
+    pub restored: bool,
     pub state: RunState,
     /// "NVIDIA H200 (Vulkan)" or "CPU (burn flex)", once the trainer has chosen.
     pub backend: Option<String>,
@@ -109,7 +113,8 @@ impl TrainingRun {
         })?;
         handle.on_event(move || waker.wake());
         Ok(Self {
-            handle,
+            handle: Some(handle),
+            restored: false,
             state: RunState::Starting,
             backend: None,
             history: TrainingHistory::default(),
@@ -125,36 +130,81 @@ impl TrainingRun {
         })
     }
 
+    /// The run an earlier session left in its run directory: its loss history, and
+    /// finished or stopped by whether it reached the epochs it planned.
+    pub fn restored(past: PastRun) -> Self {
+        let done = past.epochs.len();
+        Self {
+            handle: None,
+            restored: true,
+            state: match done >= past.planned_epochs {
+                true => RunState::Finished,
+                false => RunState::Stopped,
+            },
+            backend: None,
+            epoch: done,
+            step_in_epoch: 0,
+            steps_per_epoch: 0,
+            first_epoch: 0,
+            epochs: past.planned_epochs,
+            images_per_sec: past.epochs.last().map(|e| e.images_per_sec),
+            checkpoint_written: false,
+            started_at: None,
+            backlog: false,
+            history: TrainingHistory {
+                epochs: past.epochs,
+                ..TrainingHistory::default()
+            },
+        }
+    }
+
+    /// A continued run shows the epochs before it too.
+    pub fn continue_history(&mut self, earlier: TrainingHistory) {
+        self.history.epochs = earlier.epochs;
+    }
+
     pub fn pause(&mut self) {
-        self.handle.pause();
+        if let Some(handle) = &self.handle {
+            handle.pause();
+        }
     }
 
     pub fn resume(&mut self) {
-        self.handle.resume();
+        if let Some(handle) = &self.handle {
+            handle.resume();
+        }
     }
 
     pub fn stop(&mut self) {
         if self.state.is_active() {
             self.state = RunState::Stopping;
         }
-        self.handle.stop();
+        if let Some(handle) = &self.handle {
+            handle.stop();
+        }
     }
 
-    /// Where the label keeper pushes each new training snapshot.
-    pub fn label_sink(&self) -> crate::app::label_keeper::LabelSink {
-        Box::new(self.handle.label_sink())
+    /// Where the label keeper pushes each new training snapshot (`None`: nothing trains).
+    pub fn label_sink(&self) -> Option<crate::app::label_keeper::LabelSink> {
+        let handle = self.handle.as_ref()?;
+        Some(Box::new(handle.label_sink()))
     }
 
     pub fn update_loss_weights(&self, weights: LossWeights) {
-        self.handle.update_loss_weights(weights);
+        if let Some(handle) = &self.handle {
+            handle.update_loss_weights(weights);
+        }
     }
 
     /// Reads at most `budget` pending events (so a flood never stalls a frame).
     pub fn pump(&mut self, budget: usize) -> Vec<TrainingUpdate> {
         let mut updates = Vec::new();
+        if self.handle.is_none() {
+            return updates;
+        }
         self.backlog = true;
         for _ in 0..budget {
-            let Ok(event) = self.handle.try_recv() else {
+            let Some(Ok(event)) = self.handle.as_ref().map(|h| h.try_recv()) else {
                 self.backlog = false;
                 break;
             };

@@ -1,6 +1,6 @@
 //! The keyboard: 1–9 and 0 relabel the selection as that class, Ctrl+Z / Ctrl+Shift+Z (or
-//! Ctrl+Y) undo and redo, Esc clears the selection, N / P walk the suggestions. Ignored while
-//! a text field has focus.
+//! Ctrl+Y) undo and redo, Esc clears the selection, N / P walk the suggestions, F5 toggles
+//! the presentation view (Esc also leaves it). Ignored while a text field has focus.
 
 use crate::app::commands::{AppCommand, CommandQueue};
 use crate::app::label_keeper::LabelEdit;
@@ -26,6 +26,19 @@ pub fn handle(ctx: &egui::Context, state: &AppState, queue: &mut CommandQueue) {
     let Some(ws) = state.ws.as_ref() else {
         return;
     };
+    let (toggle, leave) = ctx.input(|i| {
+        (
+            i.key_pressed(egui::Key::F5),
+            i.key_pressed(egui::Key::Escape),
+        )
+    });
+    if toggle || (leave && state.presentation) {
+        queue.push(AppCommand::SetPresentation(!state.presentation && toggle));
+    }
+    if state.presentation {
+        // The projector view only shows: no relabelling from it.
+        return;
+    }
     let Some(labels) = ws.labels.as_ref() else {
         return;
     };

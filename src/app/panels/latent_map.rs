@@ -16,12 +16,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut AppState, queue: &mut CommandQueue) {
     let Some(ws) = state.ws.as_mut() else {
         return;
     };
-    let title = match ws.map.epoch {
-        Some(epoch) => format!("latents of epoch {}", epoch + 1),
-        None if ws.map.is_empty() => "computing the first map…".into(),
-        None if ws.map.restored => "the session's last layout".into(),
-        None => "raw pixels (PCA-50, UMAP), before training".into(),
-    };
+    let title = map_title(ws);
     ui.horizontal(|ui| {
         ui.label(format!("{title} · {} members", ws.map.members.len()));
         if let Some((secs, warm)) = ws.map.projection {
@@ -101,6 +96,16 @@ pub fn show(ui: &mut egui::Ui, state: &mut AppState, queue: &mut CommandQueue) {
         queue.push(AppCommand::SelectRows { rows, op });
     }
     legend(ui, ws);
+}
+
+/// What the map shows, in a few words.
+pub fn map_title(ws: &Workspace) -> String {
+    match ws.map.epoch {
+        Some(epoch) => format!("latents of epoch {}", epoch + 1),
+        None if ws.map.is_empty() => "computing the first map…".into(),
+        None if ws.map.restored => "the session's last layout".into(),
+        None => "raw pixels (PCA-50, UMAP), before training".into(),
+    }
 }
 
 fn toolbar(ui: &mut egui::Ui, state: &mut AppState, queue: &mut CommandQueue) {
@@ -194,21 +199,42 @@ fn toolbar(ui: &mut egui::Ui, state: &mut AppState, queue: &mut CommandQueue) {
         if export.clicked() {
             queue.push(AppCommand::ExportMap);
         }
+        if ui
+            .button("Present [F5]")
+            .on_hover_text("The map alone, full window, large legend: for a projector")
+            .clicked()
+        {
+            queue.push(AppCommand::SetPresentation(true));
+        }
     });
 }
 
+/// Text size of the legend and metrics in the working layout.
+const LEGEND_TEXT_PX: f32 = 13.0;
+
 fn legend(ui: &mut egui::Ui, ws: &Workspace) {
+    legend_sized(ui, ws, LEGEND_TEXT_PX);
+}
+
+/// The map's legend (classes with their counts, or a colour scale) and its live metrics, with
+/// text of `text_px` (larger for a projector).
+pub fn legend_sized(ui: &mut egui::Ui, ws: &Workspace, text_px: f32) {
+    let text = |s: String| egui::RichText::new(s).size(text_px);
+    let swatch = text_px * 0.8;
     ui.horizontal_wrapped(|ui| match &ws.legend {
         Legend::Classes(classes) => {
             for (name, colour, count) in classes {
-                let (rect, _) = ui.allocate_exact_size([10.0, 10.0].into(), egui::Sense::hover());
-                ui.painter().circle_filled(rect.center(), 5.0, *colour);
-                ui.label(format!("{name} ({count})"));
+                let (rect, _) =
+                    ui.allocate_exact_size(egui::vec2(swatch, swatch), egui::Sense::hover());
+                ui.painter()
+                    .circle_filled(rect.center(), swatch / 2.0, *colour);
+                ui.label(text(format!("{name} ({count})")));
             }
         }
         Legend::Continuous { name, min, max } => {
-            ui.label(format!("{name}: {min:.3}"));
-            let (rect, _) = ui.allocate_exact_size([120.0, 10.0].into(), egui::Sense::hover());
+            ui.label(text(format!("{name}: {min:.3}")));
+            let (rect, _) =
+                ui.allocate_exact_size(egui::vec2(swatch * 12.0, swatch), egui::Sense::hover());
             for i in 0..24 {
                 let [r, g, b] = crate::report::viridis(i as f32 / 23.0);
                 let x0 = rect.left() + rect.width() * i as f32 / 24.0;
@@ -219,21 +245,28 @@ fn legend(ui: &mut egui::Ui, ws: &Workspace) {
                 ui.painter()
                     .rect_filled(cell, 0.0, egui::Color32::from_rgb(r, g, b));
             }
-            ui.label(format!("{max:.3}"));
+            ui.label(text(format!("{max:.3}")));
         }
         Legend::Missing(why) => {
-            ui.weak(why);
+            ui.label(text(why.clone()).weak());
         }
     });
     ui.horizontal(|ui| match &ws.map.metrics {
         Some(m) => {
-            ui.label(format!(
+            ui.label(text(format!(
                 "hand-labelled members ({}): silhouette {:.3} · neighbourhood hit (k = 17) {:.3}",
                 m.labelled_members, m.silhouette, m.neighbourhood_hit
-            ));
+            )));
         }
         None => {
-            ui.weak("silhouette and neighbourhood hit appear once the map has hand-labelled members of 2+ classes");
+            ui.label(
+                text(
+                    "silhouette and neighbourhood hit appear once the map has hand-labelled \
+                     members of 2+ classes"
+                        .into(),
+                )
+                .weak(),
+            );
         }
     });
 }

@@ -8,6 +8,7 @@ pub mod interpolation;
 pub mod keys;
 pub mod latent_map;
 pub mod loss_curves;
+pub mod presentation;
 pub mod reconstructions;
 pub mod top_bar;
 pub mod training;

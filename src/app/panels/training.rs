@@ -99,6 +99,21 @@ fn controls(ui: &mut egui::Ui, ws: &Workspace, queue: &mut CommandQueue) {
         RunState::Stopped => "stopped".into(),
         RunState::Failed(e) => format!("failed: {e}"),
     };
+    if run.restored {
+        let last = run.history.epochs.last();
+        ui.label(format!(
+            "The session's run: {status} after {} of {} epochs{}. The map shows its last layout.",
+            run.epoch,
+            run.epochs,
+            last.map_or(String::new(), |e| format!(
+                " (train loss {:.4}{})",
+                e.train.total,
+                e.val
+                    .map_or(String::new(), |v| format!(", val {:.4}", v.total))
+            )),
+        ));
+        return;
+    }
     ui.label(status);
     if run.steps_per_epoch > 0 {
         ui.add(
