@@ -5,9 +5,10 @@
 //!    labellers, chooses) — what every automatic retrain cost before refreshes.
 //! 2. A training run of the paper AE starts with those pseudo-labels.
 //! 3. The scripted user relabels `--relabel` members (true class; the store saves at once).
-//! 4. A refresh (the last run's choice kept; spreading reruns, a chosen classifier is
-//!    fine-tuned from its weights) proposes new pseudo-labels; they are written to the store
-//!    and the trainer takes them at its next batch (`TrainEvent::LabelsUpdated`).
+//! 4. A refresh (the last run's choice kept; spreading reruns, a chosen classifier's linear
+//!    head is refitted from its weights on its cached features) proposes new pseudo-labels;
+//!    they are written to the store and the trainer takes them at its next batch
+//!    (`TrainEvent::LabelsUpdated`).
 //!
 //! ```text
 //! cargo run --release --example relabel_latency -- [--relabel 20] [--backend cpu|gpu|auto]
@@ -51,8 +52,12 @@ fn pseudo_labels(
     run_id: &str,
 ) -> Result<(std::sync::Arc<sense::classify::PseudoLabelProposal>, String)> {
     let mut chosen = String::new();
+    let started = Instant::now();
     loop {
         match handle.recv_timeout(std::time::Duration::from_secs(1800))? {
+            ClassifierEvent::Stage { run_id: id, stage } if id == run_id => {
+                println!("  {:6.1} s  {stage}", started.elapsed().as_secs_f64());
+            }
             ClassifierEvent::Chosen { run_id: id, choice } if id == run_id => {
                 chosen = choice.reason;
             }

@@ -106,6 +106,7 @@ fn main() -> Result<()> {
         name: "latent",
         rows: Arc::new(rows),
         start: None,
+        start_is_current: false,
     }];
     let options = LabellerOptions {
         spreading: Some(SpreadingConfig::default()),

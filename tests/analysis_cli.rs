@@ -269,7 +269,7 @@ fn report_of_a_training_run() {
         "--labels",
         &labels,
         "--epochs",
-        "2",
+        "3",
         "--latent-dim",
         "8",
         "--backend",
@@ -278,10 +278,26 @@ fn report_of_a_training_run() {
         "32",
         "--out",
         &run_s,
+        "--layouts",
         "--quiet",
     ]);
-    let stdout = ok(&["report", &run_s, "--backend", "cpu"]);
+    let layouts = sense::train::run_dir::read_epoch_layouts(&run).unwrap();
+    assert_eq!(
+        layouts.iter().map(|l| l.epoch).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    let stdout = ok(&["report", &run_s, "--backend", "cpu", "--animation"]);
     assert!(stdout.contains("latent map: silhouette"), "{stdout}");
+    assert!(stdout.contains("animation:"), "{stdout}");
+    // An animated GIF: one held frame per epoch and the tweens between, looping.
+    let gif = std::fs::File::open(run.join("report").join("map_animation.gif")).unwrap();
+    let mut decoder = gif::DecodeOptions::new().read_info(gif).unwrap();
+    assert_eq!(decoder.repeat(), gif::Repeat::Infinite);
+    let mut frames = 0;
+    while decoder.read_next_frame().unwrap().is_some() {
+        frames += 1;
+    }
+    assert_eq!(frames, 3 + 2 * 4);
     let report = run.join("report");
     for figure in ["umap", "curves", "reconstructions", "model_vs_pca"] {
         for ext in ["png", "svg"] {
@@ -293,6 +309,17 @@ fn report_of_a_training_run() {
     assert!(markdown.contains("PCA (8 components)"), "{markdown}");
     assert!(markdown.contains("neighbourhood hit"), "{markdown}");
     assert!(markdown.contains("umap.png"), "{markdown}");
+    assert!(markdown.contains("map_animation.gif"), "{markdown}");
+
+    // Without per-epoch layouts the animation is a clear error that says how to get them.
+    std::fs::remove_dir_all(run.join("layouts")).unwrap();
+    let out = sense(&["report", &run_s, "--backend", "cpu", "--animation"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("layouts") && err.contains("sense train --layouts"),
+        "{err}"
+    );
 }
 
 #[test]

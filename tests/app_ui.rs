@@ -583,6 +583,21 @@ fn a_reopened_session_is_whole_and_its_loss_plot_readable() {
     );
     assert!(harness.query_by_label_contains("Not trained yet").is_none());
 
+    // Item 3: the run kept each epoch's layout; the map's evolution exports as a GIF.
+    let layouts = sense::train::run_dir::read_epoch_layouts(&session_dir.join("run")).unwrap();
+    assert_eq!(layouts.iter().map(|l| l.epoch).collect::<Vec<_>>(), [0, 1]);
+    harness.get_by_label("Export animation").click_accesskit();
+    let gif = session_dir.join("exports").join("map_animation.gif");
+    step_until(&mut harness, "the animation", minute, |_| gif.is_file());
+    let mut decoder = gif::DecodeOptions::new()
+        .read_info(std::fs::File::open(&gif).unwrap())
+        .unwrap();
+    let mut frames = 0;
+    while decoder.read_next_frame().unwrap().is_some() {
+        frames += 1;
+    }
+    assert_eq!(frames, 2 + 4, "two epochs and the tween between them");
+
     let plot = DrawnRegion::LossPlot
         .rect(&harness.ctx)
         .expect("a loss plot");

@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sense::classify::{
     ClassifierConfig, Estimation, FeatureSet, InputSize, LabelledSet, Labeller, LabellerOptions,
-    SpreadingConfig, choose_and_label,
+    LabellerStep, Refresh, SpreadingConfig, choose_and_label,
 };
 use sense::data::{ByteOrder, DType, Ensemble, RawArray, Shape};
 use sense::task::TaskControl;
@@ -58,6 +58,7 @@ fn set(rows: Arc<Array2<f32>>) -> FeatureSet {
         name: "blobs",
         rows,
         start: None,
+        start_is_current: false,
     }
 }
 
@@ -263,11 +264,13 @@ fn spreading_uses_the_feature_set_with_the_best_estimate() {
             name: "pixels",
             rows: noise,
             start: None,
+            start_is_current: false,
         },
         FeatureSet {
             name: "spectrum",
             rows: blobs(&classes, 1.0, 2),
             start: None,
+            start_is_current: false,
         },
     ];
     let outcome = choose_and_label(
@@ -301,4 +304,63 @@ fn spreading_uses_the_feature_set_with_the_best_estimate() {
         "{}",
         choice.reason
     );
+}
+
+/// A graph built on exactly the rows given is used as it is (no new search), and a refresh
+/// keeps the earlier choice and says so.
+#[test]
+fn a_current_graph_is_reused_and_a_refresh_keeps_the_choice() {
+    let n = 300;
+    let classes: Vec<usize> = (0..n).map(|i| i % 3).collect();
+    let rows = blobs(&classes, 1.0, 5);
+    let first = choose_and_label(
+        &ensemble(n, 3, 1),
+        &labelled(&classes, 3, 20),
+        &[set(rows.clone())],
+        &spreading_only(),
+        &TaskControl::new(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let graph = first.graphs[0].1.clone();
+    let current = FeatureSet {
+        start: Some(graph.clone()),
+        start_is_current: true,
+        ..set(rows)
+    };
+    let options = LabellerOptions {
+        refresh: Some(Refresh {
+            choice: &first.choice,
+            classifier: None,
+            features: None,
+        }),
+        ..spreading_only()
+    };
+    let mut stages = Vec::new();
+    let again = choose_and_label(
+        &ensemble(n, 3, 1),
+        &labelled(&classes, 3, 10),
+        &[current],
+        &options,
+        &TaskControl::new(),
+        &mut |step| {
+            if let LabellerStep::Stage(s) = step {
+                stages.push(s.to_string())
+            }
+        },
+    )
+    .unwrap();
+    assert!(Arc::ptr_eq(&again.graphs[0].1, &graph));
+    assert_eq!(again.choice.chosen, Some(Labeller::Spreading));
+    assert!(
+        again
+            .choice
+            .reason
+            .starts_with("refreshed after hand-label edits"),
+        "{}",
+        again.choice.reason
+    );
+    // No fold of a new estimate ran.
+    assert!(!stages.iter().any(|s| s.contains("fold")), "{stages:?}");
+    assert_eq!(again.predictions.len(), n - n / 10);
 }

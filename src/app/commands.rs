@@ -62,6 +62,8 @@ pub enum AppCommand {
     },
     ComputeReconstructionErrors,
     ExportMap,
+    /// The run's per-epoch maps as an animated GIF in the session's exports.
+    ExportAnimation,
     ExportSelection,
     ReconstructSelection,
     /// The first two selected members become the interpolation's ends.
@@ -267,6 +269,30 @@ fn try_execute(state: &mut AppState, command: AppCommand) -> AppResult<()> {
             let dir = state.session.exports_dir();
             state.jobs.start(JobKind::ExportMap, move |_| {
                 export.write(&dir).map(JobOutput::Exported)
+            })?;
+        }
+        AppCommand::ExportAnimation => {
+            let Some(labels) = ws.labels.clone() else {
+                return Ok(());
+            };
+            let (run_dir, dir) = (state.session.run_dir(), state.session.exports_dir());
+            state.jobs.start(JobKind::ExportAnimation, move |control| {
+                std::fs::create_dir_all(&dir).map_err(|e| crate::error::DataError::io(&dir, e))?;
+                let path = dir.join("map_animation.gif");
+                let epochs = crate::train::run_dir::read_metrics(&run_dir)?;
+                let outcome = crate::report::run_report::write_run_animation(
+                    &run_dir,
+                    &labels.snapshot,
+                    &epochs,
+                    &path,
+                    control,
+                )?;
+                Ok(JobOutput::Exported(format!(
+                    "The map over {} epochs: {} ({:.1} MB)",
+                    outcome.epochs,
+                    path.display(),
+                    outcome.bytes as f64 / 1e6
+                )))
             })?;
         }
         AppCommand::ExportSelection => {

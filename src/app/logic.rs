@@ -301,6 +301,11 @@ fn projection_events(state: &mut AppState) {
                 state.scatter.reset_view();
             }
             ProjectionEvent::Done(map) => {
+                // A live map of an epoch goes into the run's layouts (for its animation);
+                // a full map after training is larger than any live one and does not.
+                let epoch_layout = map
+                    .epoch
+                    .filter(|_| map.members.len() <= state.session.file.map_max_members);
                 let animate_from = ws.map.positions_for(&map.members, &map.coords);
                 let cold = !map.warm_started;
                 ws.map.apply(map);
@@ -321,7 +326,7 @@ fn projection_events(state: &mut AppState) {
                 ws.colours_dirty = false;
                 state
                     .session
-                    .save_layout(ws.map.ids.clone(), &ws.map.coords);
+                    .save_layout(ws.map.ids.clone(), &ws.map.coords, epoch_layout);
             }
             ProjectionEvent::Error(e) => state.notifications.error(format!("Map: {e}")),
         }

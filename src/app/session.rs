@@ -23,6 +23,7 @@ use super::jobs::projection::{MapMetrics, live_metrics};
 use crate::data::{Ensemble, OpenOptions};
 use crate::labels::{LabelStore, Provenance};
 use crate::task::TaskControl;
+use crate::train::run_dir::{EpochLayout, write_epoch_layout};
 use crate::train::{EpochSummary, TrainConfig, Trainer};
 
 pub const SESSION_FILE: &str = "session.json";
@@ -274,11 +275,19 @@ impl Session {
         (!layout.members.is_empty()).then_some(layout)
     }
 
-    /// Writes the map layout off the UI thread; a failed write only loses the layout, which
-    /// the next epoch rewrites, so it is logged rather than shown.
-    pub fn save_layout(&self, ids: Arc<Vec<String>>, coords: &[[f32; 2]]) {
+    /// Writes the map layout off the UI thread, and with `epoch` (a live map of that epoch's
+    /// latents) also into the run's `layouts/`, from which the run's animation is made. A
+    /// failed write only loses a layout, which the next epoch rewrites, so it is logged
+    /// rather than shown.
+    pub fn save_layout(&self, ids: Arc<Vec<String>>, coords: &[[f32; 2]], epoch: Option<usize>) {
         let matrix = Array2::from_shape_fn((coords.len(), 2), |(i, j)| coords[i][j]);
         let path = self.layout_path();
+        let run_dir = self.run_dir();
+        let epoch_layout = epoch.map(|epoch| EpochLayout {
+            epoch,
+            ids: ids.to_vec(),
+            coords: coords.to_vec(),
+        });
         let spawned = std::thread::Builder::new()
             .name("sense-save-layout".into())
             .spawn(move || {
@@ -286,6 +295,14 @@ impl Session {
                     crate::data::matrix::write_matrix_with_ids(&path, matrix.view(), &ids)
                 {
                     eprintln!("sense: the map layout was not saved: {e}");
+                }
+                if let Some(layout) = epoch_layout
+                    && let Err(e) = write_epoch_layout(&run_dir, &layout)
+                {
+                    eprintln!(
+                        "sense: the layout of epoch {} was not saved: {e}",
+                        layout.epoch + 1
+                    );
                 }
             });
         if let Err(e) = spawned {

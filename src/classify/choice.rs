@@ -22,7 +22,7 @@ use super::labelled::LabelledSet;
 use super::predict::{Prediction, TrainedClassifier};
 use super::pseudo::{new_run_id, run_id_now};
 use super::spreading::{SpreadingConfig, cross_validate, spread_labels, stratified_folds};
-use super::train::{EpochProgress, fine_tune, train};
+use super::train::{EpochProgress, refit_head, train};
 use crate::data::{Ensemble, Split, SplitFractions};
 use crate::labels::Provenance;
 use crate::projection::{Distance, KnnGraph, KnnSearch};
@@ -155,12 +155,15 @@ pub struct LabellerOptions<'a> {
 }
 
 /// An earlier run to refresh instead of choosing again: its choice stands, spreading runs
-/// over the new labels, and its classifier (if chosen) is fine-tuned from its weights.
+/// over the new labels, and its classifier (if chosen) gets its linear head refitted from its
+/// weights on its cached features.
 #[derive(Clone, Copy)]
 pub struct Refresh<'a> {
     pub choice: &'a Choice,
     /// Trained on the earlier hand labels, with the same classes; `None`: train anew.
     pub classifier: Option<&'a TrainedClassifier>,
+    /// Its [`TrainedClassifier::features`] of every member: its head is refitted on them.
+    pub features: Option<&'a Arc<Array2<f32>>>,
 }
 
 /// Features of every member that spreading may use, one row per member.
@@ -172,6 +175,8 @@ pub struct FeatureSet {
     /// A kNN graph of these or earlier rows (e.g. the previous epoch's latents) to start
     /// NN-descent from.
     pub start: Option<Arc<KnnGraph>>,
+    /// `start` was built on exactly these rows: use it as it is, without a search.
+    pub start_is_current: bool,
 }
 
 /// Spreading's estimated accuracy over one feature set.
@@ -233,6 +238,9 @@ pub struct LabellerOutcome {
     pub predictions: Vec<Prediction>,
     /// Trained on every hand label, when the classifier was chosen, combined or kept.
     pub classifier: Option<TrainedClassifier>,
+    /// Its [`TrainedClassifier::features`] of every member, when it labelled them (a refresh
+    /// refits its head on them).
+    pub classifier_features: Option<Arc<Array2<f32>>>,
     pub spreading: Option<SpreadingModel>,
     /// The kNN graph built for each feature set, to warm-start the next run.
     pub graphs: Vec<(&'static str, Arc<KnnGraph>)>,
@@ -279,11 +287,14 @@ pub fn choose_and_label(
                     "kNN graph of the {} features",
                     set.name
                 )));
-                let graph = Arc::new(search(&set.rows, SPREADING_NEIGHBOURS)?.auto(
-                    set.start.as_deref(),
-                    &|| control.is_cancelled(),
-                    &|done, total| control.report("kNN graph", done, total),
-                )?);
+                let graph = match (&set.start, set.start_is_current) {
+                    (Some(graph), true) => graph.clone(),
+                    (start, _) => Arc::new(search(&set.rows, SPREADING_NEIGHBOURS)?.auto(
+                        start.as_deref(),
+                        &|| control.is_cancelled(),
+                        &|done, total| control.report("kNN graph", done, total),
+                    )?),
+                };
                 graphs.push((set.name, graph.clone()));
                 if features.len() > 1 {
                     let estimate = cross_validate(
@@ -363,26 +374,25 @@ pub fn choose_and_label(
         _ => None,
     };
     let classifier_ready = choice.accuracy_of(Labeller::Classifier).is_some();
+    let mut classifier_features: Option<Arc<Array2<f32>>> = None;
     if final_classifier.is_none()
         && classifier_ready
         && let Some((config, backend)) = classifier.filter(|_| wants(Labeller::Classifier))
     {
-        let previous = options.refresh.and_then(|r| r.classifier);
-        observe(LabellerStep::Stage(match previous {
-            Some(_) => "fine-tuning the classifier",
-            None => "classifier on every hand label",
-        }));
-        let mut on_epoch = |e: &EpochProgress| observe(LabellerStep::Epoch(e));
+        let previous = options
+            .refresh
+            .and_then(|r| Some((r.classifier?, r.features?)));
         final_classifier = Some(match previous {
-            Some(previous) => fine_tune(
-                ensemble,
-                labelled,
-                previous,
-                backend,
-                control,
-                &mut on_epoch,
-            )?,
-            None => train(ensemble, labelled, config, backend, control, &mut on_epoch)?,
+            Some((previous, features)) => {
+                observe(LabellerStep::Stage("refitting the classifier's head"));
+                classifier_features = Some(features.clone());
+                refit_head(labelled, previous, features.view(), control)?
+            }
+            None => {
+                observe(LabellerStep::Stage("classifier on every hand label"));
+                let mut on_epoch = |e: &EpochProgress| observe(LabellerStep::Epoch(e));
+                train(ensemble, labelled, config, backend, control, &mut on_epoch)?
+            }
         });
     }
     let unlabelled: Vec<usize> = (0..n).filter(|&m| labels[m].is_none()).collect();
@@ -398,7 +408,20 @@ pub fn choose_and_label(
                 .map_or(1.0, |e| e.temperature);
             let probabilities = match (&final_classifier, chosen) {
                 (Some(c), Labeller::Classifier | Labeller::Combined) => {
-                    Some(c.probabilities(ensemble, &unlabelled, control)?)
+                    // Every member's features once: the unlabelled members' answers now,
+                    // and what the next refresh refits the head on.
+                    let features = match &classifier_features {
+                        Some(features) => features.clone(),
+                        None => {
+                            let all: Vec<usize> = (0..n).collect();
+                            Arc::new(c.features(ensemble, &all, control)?)
+                        }
+                    };
+                    let rows = features.select(ndarray::Axis(0), &unlabelled);
+                    classifier_features = Some(features);
+                    Some(c.probabilities_from_features(rows.view(), &|row| {
+                        ensemble.member_id(unlabelled[row])
+                    })?)
                 }
                 _ => None,
             };
@@ -434,6 +457,7 @@ pub fn choose_and_label(
         classes: labelled.classes.clone(),
         predictions,
         classifier: final_classifier,
+        classifier_features,
         spreading: spreading_model,
         graphs,
     })

@@ -73,9 +73,9 @@ pub struct ClassifierConfig {
     /// pixels repeat into the gap); 0 disables it.
     pub max_shift_fraction: f64,
     pub epochs: usize,
-    /// Epochs of a refresh after hand-label edits, started from the last run's weights
-    /// instead of from scratch (the app's automatic retrain; 0 always trains from scratch).
-    pub refresh_epochs: usize,
+    /// Full-batch steps of a refresh after hand-label edits: the trained network's linear
+    /// head refitted from its weights on the new labels (the app's automatic retrain).
+    pub refresh_steps: usize,
     pub batch_size: usize,
     /// Peak learning rate of AdamW (after a one-epoch warm-up; cosine decay to the end).
     pub learning_rate: f64,
@@ -113,7 +113,7 @@ impl Default for ClassifierConfig {
             },
             max_shift_fraction: 0.1,
             epochs: 40,
-            refresh_epochs: 8,
+            refresh_steps: 200,
             batch_size: 64,
             learning_rate: 3e-3,
             weight_decay: 0.05,

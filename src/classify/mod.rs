@@ -68,5 +68,5 @@ pub use spreading::{
     CrossValidation, Spread, SpreadingConfig, cross_validate, spread_labels, stratified_folds,
 };
 pub use suggest::{SuggestConfig, SuggestInput, SuggestReason, Suggestion, suggest};
-pub use train::{EpochProgress, MIN_LABELLED, fine_tune, train};
+pub use train::{EpochProgress, MIN_LABELLED, refit_head, train};
 pub use worker::{Classifier, ClassifierEvent, ClassifierHandle, HandLabels};

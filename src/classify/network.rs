@@ -8,9 +8,10 @@
 //! (to 4×4), a 46×64 or 50-px member 16× (to 3×4, 4×4). Early reduction matters doubly on the CPU, where
 //! batch norm and SiLU over large feature maps cost as much as the convolutions.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
+use ndarray::{Array1, Array2};
 
 use super::blocks::{BlockKind, BlockSpec, ConvBn, MbBlock, global_average};
 use super::config::ClassifierConfig;
@@ -166,9 +167,52 @@ impl EfficientNet {
 
     /// Class logits `[B, classes]` of a normalised batch `[B, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.classifier
+            .forward(self.dropout.forward(self.features(x)))
+    }
+
+    /// The pooled features `[B, F]` the linear head classifies.
+    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self.stem.forward(x);
         let x = self.blocks.iter().fold(x, |x, block| block.forward(x));
-        let features = global_average(self.head.forward(x));
-        self.classifier.forward(self.dropout.forward(features))
+        global_average(self.head.forward(x))
+    }
+
+    /// The linear head on the host: weight `F × classes` (logits = features · W + b) and bias.
+    pub fn head_weights(&self) -> (Array2<f32>, Array1<f32>) {
+        let weight = self.classifier.weight.val();
+        let [features, classes] = weight.dims();
+        let w = weight.into_data().try_to_vec::<f32>().unwrap_or_default();
+        let b = match &self.classifier.bias {
+            Some(bias) => bias
+                .val()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap_or_default(),
+            None => vec![0.0; classes],
+        };
+        (
+            Array2::from_shape_vec((features, classes), w)
+                .unwrap_or_else(|_| Array2::zeros((features, classes))),
+            Array1::from_vec(b),
+        )
+    }
+
+    /// The same network with another linear head (same shape; on `device`).
+    pub fn with_head_weights(
+        mut self,
+        weight: &Array2<f32>,
+        bias: &Array1<f32>,
+        device: &Device,
+    ) -> Self {
+        let (features, classes) = weight.dim();
+        let w = TensorData::new(
+            weight.iter().copied().collect::<Vec<_>>(),
+            [features, classes],
+        );
+        let b = TensorData::new(bias.to_vec(), [classes]);
+        self.classifier.weight = Param::from_tensor(Tensor::<2>::from_data(w, device));
+        self.classifier.bias = Some(Param::from_tensor(Tensor::<1>::from_data(b, device)));
+        self
     }
 }

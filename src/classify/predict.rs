@@ -1,9 +1,8 @@
 //! A trained classifier and what it says about members: class and softmax confidence,
 //! batched, with members decoded in parallel ahead of the network.
 
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
-use ndarray::Array2;
+use ndarray::{Array1, Array2, ArrayView2};
 use std::sync::Arc;
 
 use super::config::ClassifierConfig;
@@ -37,6 +36,8 @@ pub struct TrainedClassifier {
     member_shape: Shape,
     config: ClassifierConfig,
     report: HeldoutReport,
+    /// The network's linear head, copied to the host once.
+    head: (Array2<f32>, Array1<f32>),
 }
 
 impl TrainedClassifier {
@@ -52,6 +53,7 @@ impl TrainedClassifier {
         report: HeldoutReport,
     ) -> Self {
         Self {
+            head: model.head_weights(),
             model,
             device,
             classes,
@@ -74,16 +76,6 @@ impl TrainedClassifier {
 
     pub fn config(&self) -> &ClassifierConfig {
         &self.config
-    }
-
-    /// The network, for a fine-tuning run to start from.
-    pub(super) fn model(&self) -> &EfficientNet {
-        &self.model
-    }
-
-    /// The input normalisation fitted when it was first trained.
-    pub(super) fn normalization(&self) -> Arc<Normalization> {
-        self.normalization.clone()
     }
 
     /// The size the network sees.
@@ -121,6 +113,19 @@ impl TrainedClassifier {
         members: &[usize],
         control: &TaskControl,
     ) -> ClassifyResult<Array2<f32>> {
+        let features = self.features(ensemble, members, control)?;
+        self.probabilities_from_features(features.view(), &|row| ensemble.member_id(members[row]))
+    }
+
+    /// The pooled features the linear head classifies, of `members` (rows in their order).
+    /// With [`Self::probabilities_from_features`] they answer for the same members without
+    /// another pass through the network (a refreshed head reuses them).
+    pub fn features(
+        &self,
+        ensemble: &Ensemble,
+        members: &[usize],
+        control: &TaskControl,
+    ) -> ClassifyResult<Array2<f32>> {
         if ensemble.shape() != self.member_shape {
             return Err(DataError::new(
                 ensemble.origin(),
@@ -137,31 +142,74 @@ impl TrainedClassifier {
             .normalize(self.normalization.clone())
             .prefetch(2)
             .start()?;
-        let k = self.classes.len();
-        let mut out = Array2::<f32>::zeros((members.len(), k));
+        let width = self.head.0.nrows();
+        let mut out = Array2::<f32>::zeros((members.len(), width));
         let mut done = 0;
         for batch in loader {
             control.check()?;
             let batch = batch?;
             let x = Tensor::<4>::from_data(TensorData::new(batch.data, batch.shape), &self.device);
-            let probs = softmax(self.model.forward(x), 1)
+            let features = self
+                .model
+                .features(x)
                 .try_into_vec_as::<f32>()
-                .map_err(|e| ClassifyError::Failed(format!("cannot read predictions: {e:?}")))?;
+                .map_err(|e| ClassifyError::Failed(format!("cannot read features: {e:?}")))?;
             // The loader streams members in the order given.
-            for (row, &member) in probs.chunks_exact(k).zip(&batch.members) {
-                let (_, confidence) = arg_max(row);
-                if !(confidence > 0.0 && confidence <= 1.0) || row.iter().any(|p| !p.is_finite()) {
-                    return Err(ClassifyError::Failed(format!(
-                        "member {}: the network gave no finite class probability",
-                        ensemble.member_id(member)
-                    )));
-                }
+            for row in features.chunks_exact(width) {
                 out.row_mut(done).assign(&ndarray::ArrayView1::from(row));
                 done += 1;
             }
             control.report("predict", done, members.len());
         }
         Ok(out)
+    }
+
+    /// Softmax class probabilities from [`Self::features`] rows, on the host; `id_of(row)`
+    /// names a row whose answer is not finite.
+    pub fn probabilities_from_features(
+        &self,
+        features: ArrayView2<f32>,
+        id_of: &dyn Fn(usize) -> String,
+    ) -> ClassifyResult<Array2<f32>> {
+        let (weight, bias) = &self.head;
+        let mut logits = features.dot(weight);
+        logits += bias;
+        for (row, mut scores) in logits.rows_mut().into_iter().enumerate() {
+            let top = scores.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            scores.mapv_inplace(|v| (v - top).exp());
+            let total = scores.sum();
+            scores /= total;
+            if !(total.is_finite() && total > 0.0) || scores.iter().any(|p| !p.is_finite()) {
+                return Err(ClassifyError::Failed(format!(
+                    "member {}: the network gave no finite class probability",
+                    id_of(row)
+                )));
+            }
+        }
+        Ok(logits)
+    }
+
+    /// The same network with a new linear head (`weight`: features × classes).
+    pub(super) fn with_head(&self, weight: Array2<f32>, bias: Array1<f32>) -> Self {
+        Self {
+            model: self
+                .model
+                .clone()
+                .with_head_weights(&weight, &bias, &self.device),
+            device: self.device.clone(),
+            classes: self.classes.clone(),
+            normalization: self.normalization.clone(),
+            working_shape: self.working_shape,
+            member_shape: self.member_shape,
+            config: self.config.clone(),
+            report: self.report.clone(),
+            head: (weight, bias),
+        }
+    }
+
+    /// The linear head on the host: weight (features × classes) and bias.
+    pub(super) fn head(&self) -> (&Array2<f32>, &Array1<f32>) {
+        (&self.head.0, &self.head.1)
     }
 
     /// Confusion against the known classes `truth` (indices into [`Self::classes`]) of

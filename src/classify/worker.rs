@@ -119,7 +119,7 @@ enum Command {
         control: TaskControl,
     },
     /// The last full run's choice again, on new hand labels: spreading reruns and a chosen
-    /// classifier is fine-tuned from its weights (a full run when there is none to refresh).
+    /// classifier's linear head is refitted from its weights (a full run when there is none).
     Refresh {
         run_id: String,
         labels: HandLabels,
@@ -136,6 +136,17 @@ enum Command {
         rows: Arc<Array2<f32>>,
         name: &'static str,
     },
+}
+
+/// A feature set's kNN graph with the rows it was built on.
+type BuiltGraph = (&'static str, Arc<KnnGraph>, Arc<Array2<f32>>);
+
+/// What a refresh starts from: the last run's choice, its classifier and that classifier's
+/// features of every member.
+struct LastRun {
+    choice: Choice,
+    classifier: Option<TrainedClassifier>,
+    features: Option<Arc<Array2<f32>>>,
 }
 
 /// What a command asks of the worker.
@@ -213,8 +224,8 @@ impl ClassifierHandle {
     }
 
     /// After hand-label edits: keeps the last full run's choice and refreshes it on `labels`
-    /// (spreading reruns; a chosen classifier is fine-tuned from its weights for
-    /// `refresh_epochs`, seconds where a full run takes minutes). A full run instead when
+    /// (spreading reruns; a chosen classifier's linear head is refitted from its weights on
+    /// its cached features, seconds where a full run takes minutes). A full run instead when
     /// there is nothing to refresh: no earlier run, nothing trusted, or a new class.
     pub fn refresh(&self, labels: HandLabels) -> String {
         self.start(|run_id, control| Command::Refresh {
@@ -295,12 +306,13 @@ struct Worker {
     given: Option<(Arc<Array2<f32>>, &'static str)>,
     /// Pixel PCA and spectrum features, computed on first need.
     own: Vec<(Arc<Array2<f32>>, &'static str)>,
-    /// The last kNN graph of each feature set, to warm-start the next.
-    graphs: Vec<(&'static str, Arc<KnnGraph>)>,
+    /// The last kNN graph of each feature set and the rows it was built on: reused as it is
+    /// while the rows stay the same (pixels, spectrum), else the next search starts from it.
+    graphs: Vec<BuiltGraph>,
     /// What the last full run chose (`None` before one: spreading may write).
     trusted: Option<Option<Labeller>>,
-    /// The last full or refreshed run's choice and classifier, for the next refresh.
-    last: Option<(Choice, Option<TrainedClassifier>)>,
+    /// The last full or refreshed run, for the next refresh.
+    last: Option<LastRun>,
     events: Sender<ClassifierEvent>,
 }
 
@@ -399,14 +411,18 @@ impl Worker {
             .given
             .iter()
             .chain(&self.own)
-            .map(|(rows, name)| FeatureSet {
-                name,
-                rows: rows.clone(),
-                start: self
+            .map(|(rows, name)| {
+                let last = self
                     .graphs
                     .iter()
-                    .find(|(n, g)| n == name && g.n_rows() == rows.nrows())
-                    .map(|(_, g)| g.clone()),
+                    .find(|(n, g, _)| n == name && g.n_rows() == rows.nrows());
+                FeatureSet {
+                    name,
+                    rows: rows.clone(),
+                    start: last.map(|(_, g, _)| g.clone()),
+                    start_is_current: last
+                        .is_some_and(|(_, _, built_on)| Arc::ptr_eq(built_on, rows)),
+                }
             })
             .collect())
     }
@@ -434,19 +450,23 @@ impl Worker {
         self.send(stage("features"));
         let features = self.feature_sets(control)?;
         // A refresh keeps a trusted choice; a chosen classifier must know exactly these
-        // classes to be fine-tuned (a new class needs a full run).
+        // classes to be refitted (a new class needs a full run).
         let refresh = match (&self.last, kind) {
-            (Some((choice, classifier)), RunKind::Refresh) => match choice.chosen {
+            (Some(last), RunKind::Refresh) => match last.choice.chosen {
                 Some(Labeller::Spreading) => Some(Refresh {
-                    choice,
+                    choice: &last.choice,
                     classifier: None,
+                    features: None,
                 }),
-                Some(_) => classifier
+                Some(_) => last
+                    .classifier
                     .as_ref()
                     .filter(|c| c.classes() == labelled.classes)
-                    .map(|c| Refresh {
-                        choice,
-                        classifier: Some(c),
+                    .zip(last.features.as_ref())
+                    .map(|(classifier, features)| Refresh {
+                        choice: &last.choice,
+                        classifier: Some(classifier),
+                        features: Some(features),
                     }),
                 None => None,
             },
@@ -484,7 +504,14 @@ impl Worker {
                 report: classifier.report().clone(),
             });
         }
-        self.graphs = outcome.graphs.clone();
+        self.graphs = outcome
+            .graphs
+            .iter()
+            .filter_map(|(name, graph)| {
+                let set = features.iter().find(|f| f.name == *name)?;
+                Some((*name, graph.clone(), set.rows.clone()))
+            })
+            .collect();
         self.send(ClassifierEvent::Chosen {
             run_id: run_id.to_string(),
             choice: outcome.choice.clone(),
@@ -497,12 +524,21 @@ impl Worker {
             classes,
             predictions,
             classifier,
+            classifier_features,
             ..
         } = outcome;
         if !spreading_only {
-            // A run that trained no classifier (spreading won) keeps the one it had.
-            let kept = classifier.or_else(|| self.last.take().and_then(|(_, c)| c));
-            self.last = Some((choice.clone(), kept));
+            // A run that labelled without the classifier (spreading won) keeps the one it had.
+            let earlier = self.last.take();
+            let (classifier, features) = match (classifier, classifier_features) {
+                (Some(c), Some(f)) => (Some(c), Some(f)),
+                _ => earlier.map_or((None, None), |l| (l.classifier, l.features)),
+            };
+            self.last = Some(LastRun {
+                choice: choice.clone(),
+                classifier,
+                features,
+            });
         }
         control.check()?;
         let (written_id, provenance) = match choice.chosen {

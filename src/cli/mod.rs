@@ -3,6 +3,7 @@
 mod cluster;
 mod dataset_args;
 mod embed;
+mod epoch_layouts;
 mod eval;
 mod info;
 mod labels;

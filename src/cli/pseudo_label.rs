@@ -231,6 +231,7 @@ impl Features {
                 name,
                 rows: Arc::new(rows),
                 start: None,
+                start_is_current: false,
             });
             features.kinds.push(kind);
         };

@@ -24,6 +24,10 @@ pub struct ReportArgs {
     /// Where the model runs for the reconstructions.
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: BackendChoice,
+    /// Also write map_animation.gif: the latent map over the epochs, from the run's
+    /// per-epoch layouts (written while the app trains, or by `sense train --layouts`).
+    #[arg(long)]
+    pub animation: bool,
 }
 
 pub fn run(args: ReportArgs) -> anyhow::Result<()> {
@@ -32,6 +36,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         data: args.data,
         labels: args.labels,
         backend: args.backend,
+        animation: args.animation,
     };
     let report = write_run_report(&args.run_dir, &options, &TaskControl::new())?;
     if let Some(s) = report.embedding {
@@ -44,6 +49,15 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         println!(
             "{name:<6} MSE {:.5}  PSNR {:.2} dB  SSIM {:.4}",
             q.mse, q.psnr_db, q.ssim
+        );
+    }
+    if let Some((path, outcome)) = &report.animation {
+        println!(
+            "animation: {} ({} epochs, {} frames, {:.1} MB)",
+            path.display(),
+            outcome.epochs,
+            outcome.frames,
+            outcome.bytes as f64 / 1e6
         );
     }
     println!("report: {}", report.markdown.display());

@@ -4,6 +4,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::epoch_layouts::EpochLayoutWriter;
 use super::say;
 use std::path::{Path, PathBuf};
 
@@ -63,6 +64,10 @@ pub struct TrainArgs {
     /// Members whose latents go to latents.npy.
     #[arg(long, value_enum, default_value = "eval")]
     pub export_latents: ExportLatents,
+    /// Also map every epoch's evaluation latents to 2-D (UMAP, warm-started, at most 10,000
+    /// members) into RUN/layouts, for `sense report RUN --animation`.
+    #[arg(long)]
+    pub layouts: bool,
     /// NaN/Inf values in float data: reject the dataset, or report and load it.
     #[arg(long = "nan", value_enum, default_value_t = NanPolicy::Reject)]
     pub nan_policy: NanPolicy,
@@ -124,6 +129,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         );
     }
     let epochs = config.epochs;
+    let seed = config.seed;
     // Only now that every check has passed is anything in the run directory changed.
     if args.force {
         run_dir::remove_run(&args.out)?;
@@ -133,6 +139,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         false => Trainer::spawn(ensemble, labels, config, &args.out)?,
     };
     run_dir::write_json(&args.out.join(run_dir::DATASET), &record)?;
+    let layouts = args
+        .layouts
+        .then(|| EpochLayoutWriter::spawn(args.out.clone(), seed))
+        .transpose()?;
 
     let bar = match args.quiet {
         true => ProgressBar::hidden(),
@@ -205,8 +215,21 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 );
             }
             TrainEvent::Recovered { message, .. } => say(&bar, format!("warning: {message}")),
+            TrainEvent::Latents(latents) => {
+                if let Some(layouts) = &layouts {
+                    layouts.push(latents.clone());
+                }
+            }
             TrainEvent::Finished(summary) => {
                 bar.finish_and_clear();
+                if let Some(layouts) = layouts {
+                    eprintln!("mapping the last epochs' latents…");
+                    let written = layouts.finish()?;
+                    eprintln!(
+                        "{written} epoch layouts in {}",
+                        args.out.join(run_dir::LAYOUTS).display()
+                    );
+                }
                 let mse = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.5}"));
                 eprintln!(
                     "done: {} epochs on {}; val MSE {} vs mean-image baseline {}, PSNR {}, \

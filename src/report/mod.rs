@@ -5,6 +5,7 @@
 //! (temporary file + rename). Input with nothing to draw is an error naming the file, never a
 //! blank figure; non-finite values are skipped and the figure says how many.
 
+mod animation;
 mod bars;
 mod curves;
 mod lines;
@@ -14,6 +15,7 @@ pub mod run_report;
 mod scatter;
 mod style;
 
+pub use animation::{AnimationFrame, AnimationOptions, AnimationOutcome, write_map_animation};
 pub use bars::{BarMetric, MethodBars};
 pub use curves::{LossSeries, TrainingCurves};
 pub use lines::{LineChart, LineSeries};

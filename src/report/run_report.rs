@@ -8,13 +8,15 @@ use anyhow::Context;
 use ndarray::{Array2, Axis};
 
 use super::{
-    BarMetric, ClassStyle, LossSeries, MethodBars, MetricsTable, ReconstructionGrid,
-    ReconstructionRow, ReportDocument, ReportFigure, ScatterPlot, TrainingCurves,
+    AnimationFrame, AnimationOptions, AnimationOutcome, BarMetric, ClassStyle, LossSeries,
+    MethodBars, MetricsTable, ReconstructionGrid, ReconstructionRow, ReportDocument, ReportFigure,
+    ScatterPlot, TrainingCurves, write_map_animation,
 };
 use crate::analysis::embedding_metrics::{EmbeddingScores, Sampling, embedding_scores};
 use crate::analysis::image_metrics::image_scores;
 use crate::data::matrix::read_matrix;
 use crate::data::{Ensemble, NanPolicy};
+use crate::error::{DataError, DataResult};
 use crate::labels::LabelSnapshot;
 use crate::projection::{Pca, ProjectionConfig, project};
 use crate::task::TaskControl;
@@ -39,12 +41,16 @@ pub struct RunReportOptions {
     pub labels: Option<PathBuf>,
     pub backend: BackendChoice,
     pub out_dir: PathBuf,
+    /// Also write `map_animation.gif`: the run's per-epoch layouts (`RUN_DIR/layouts`).
+    pub animation: bool,
 }
 
 /// What the report found, besides its files.
 #[derive(Debug, Clone)]
 pub struct RunReport {
     pub markdown: PathBuf,
+    /// The map animation, when asked for.
+    pub animation: Option<(PathBuf, AnimationOutcome)>,
     pub embedding: Option<EmbeddingScores>,
     pub model: ImageQuality,
     pub pca: ImageQuality,
@@ -82,6 +88,25 @@ pub fn write_run_report(
     // 1. The latent map.
     control.check()?;
     let embedding = latent_map(run_dir, &labels, out, &mut doc, control)?;
+
+    // 1b. The map over the epochs.
+    let animation = match options.animation {
+        true => {
+            control.check()?;
+            let path = out.join("map_animation.gif");
+            let outcome = write_run_animation(run_dir, &labels, &epochs, &path, control)?;
+            doc.figures.push(ReportFigure {
+                caption: format!(
+                    "The latent map over {} epochs (an animated GIF for slides)",
+                    outcome.epochs
+                ),
+                png: path.clone(),
+                svg: None,
+            });
+            Some((path, outcome))
+        }
+        false => None,
+    };
 
     // 2. Training curves.
     if !epochs.is_empty() {
@@ -182,6 +207,7 @@ pub fn write_run_report(
     doc.write(&markdown)?;
     Ok(RunReport {
         markdown,
+        animation,
         embedding,
         model: model_quality,
         pca: pca_quality,
@@ -276,6 +302,55 @@ fn run_facts(
     }
     facts.push(("report computed on".into(), report_backend.to_string()));
     facts
+}
+
+/// The run's per-epoch layouts (`RUN_DIR/layouts`, written while the app or `sense train
+/// --layouts` trains) as an animated GIF at `path`, coloured by `labels`, each epoch
+/// captioned with its training loss.
+pub fn write_run_animation(
+    run_dir: &Path,
+    labels: &LabelSnapshot,
+    epochs: &[EpochSummary],
+    path: &Path,
+    control: &TaskControl,
+) -> DataResult<AnimationOutcome> {
+    let layouts = run_dir::read_epoch_layouts(run_dir)?;
+    if layouts.is_empty() {
+        return Err(DataError::new(
+            run_dir.join(run_dir::LAYOUTS),
+            "no per-epoch layouts to animate; they are written while the app trains, or by \
+             `sense train --layouts`",
+        ));
+    }
+    let frames: Vec<AnimationFrame> = layouts
+        .into_iter()
+        .map(|l| AnimationFrame {
+            loss: epochs
+                .iter()
+                .find(|e| e.epoch == l.epoch)
+                .map(|e| e.train.total),
+            epoch: l.epoch,
+            ids: l.ids,
+            coords: l.coords,
+        })
+        .collect();
+    let classes: Vec<ClassStyle> = labels
+        .classes()
+        .iter()
+        .map(|c| ClassStyle::new(c.name.clone(), c.colour))
+        .collect();
+    let label_of = |id: &str| labels.get(id).map(|l| l.class as usize);
+    let title = format!(
+        "{} · latent map per epoch",
+        run_dir
+            .file_name()
+            .map_or("run".into(), |n| n.to_string_lossy())
+    );
+    let options = AnimationOptions {
+        title,
+        ..AnimationOptions::default()
+    };
+    write_map_animation(path, &frames, &classes, &label_of, &options, control)
 }
 
 /// A run's evaluation latents mapped to 2-D by UMAP, with each point's label.

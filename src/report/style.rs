@@ -52,7 +52,7 @@ pub(crate) fn muted(size_px: f64) -> TextStyle<'static> {
 
 /// Registers the embedded DejaVu Sans with plotters once per process. Headless machines often
 /// have no system fonts, so figures never depend on them.
-fn fonts_ready() -> bool {
+pub(crate) fn fonts_ready() -> bool {
     static READY: OnceLock<bool> = OnceLock::new();
     *READY.get_or_init(|| {
         let regular: &'static [u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");

@@ -10,6 +10,7 @@
 //! RUN_DIR/latents.npy          f32 N×D latents, rows as in latent_ids.csv (index,id)
 //! RUN_DIR/checkpoint/          last epoch: model.bpk, optimizer.bpk, state.json
 //! RUN_DIR/best/                best validation epoch: model.bpk, state.json
+//! RUN_DIR/layouts/             the map of each epoch: epoch-0001.npy (f32 N×2) + .ids.csv
 //! ```
 //!
 //! A checkpoint directory is written beside the old one and swapped in by renames, so a crash
@@ -39,6 +40,7 @@ pub const BEST: &str = "best";
 pub const MODEL_FILE: &str = "model.bpk";
 pub const OPTIMIZER_FILE: &str = "optimizer.bpk";
 pub const STATE_FILE: &str = "state.json";
+pub const LAYOUTS: &str = "layouts";
 
 /// Where a run stands after a completed epoch (what `--resume` continues from).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,7 +120,7 @@ const RUN_FILES: [&str; 9] = [
     LATENT_IDS,
     STATE_FILE,
 ];
-const RUN_DIRS: [&str; 2] = [CHECKPOINT, BEST];
+const RUN_DIRS: [&str; 3] = [CHECKPOINT, BEST, LAYOUTS];
 
 /// True when `run_dir` already holds (part of) a run.
 pub fn holds_run(run_dir: &Path) -> bool {
@@ -256,6 +258,104 @@ pub fn commit_dir(run_dir: &Path, name: &str, staging: &Path) -> DataResult<Path
     Ok(target)
 }
 
+/// The map of one epoch's latents: which members, and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochLayout {
+    /// Zero-based, as in `metrics.jsonl`.
+    pub epoch: usize,
+    pub ids: Vec<String>,
+    pub coords: Vec<[f32; 2]>,
+}
+
+fn epoch_layout_path(run_dir: &Path, epoch: usize) -> PathBuf {
+    run_dir
+        .join(LAYOUTS)
+        .join(format!("epoch-{:04}.npy", epoch + 1))
+}
+
+/// Writes the 2-D map of epoch `epoch` into `RUN_DIR/layouts` (replacing an earlier one of
+/// the same epoch, e.g. after a resume).
+pub fn write_epoch_layout(run_dir: &Path, layout: &EpochLayout) -> DataResult<()> {
+    let dir = run_dir.join(LAYOUTS);
+    fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, e))?;
+    let values =
+        ndarray::Array2::from_shape_fn((layout.coords.len(), 2), |(i, j)| layout.coords[i][j]);
+    crate::data::matrix::write_matrix_with_ids(
+        &epoch_layout_path(run_dir, layout.epoch),
+        values.view(),
+        &layout.ids,
+    )
+}
+
+/// Removes the layouts of epochs from `epochs` on (a fresh run: 0; a resume: those it
+/// trains again), as [`truncate_metrics`] does for the metrics.
+pub fn truncate_epoch_layouts(run_dir: &Path, epochs: usize) -> DataResult<()> {
+    for (epoch, npy) in epoch_layout_files(run_dir)? {
+        if epoch >= epochs {
+            for path in [crate::data::matrix::ids_path(&npy), npy] {
+                match fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(DataError::io(&path, e));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `epoch-NNNN.npy` files in `RUN_DIR/layouts`, as (zero-based epoch, path), by epoch.
+fn epoch_layout_files(run_dir: &Path) -> DataResult<Vec<(usize, PathBuf)>> {
+    let dir = run_dir.join(LAYOUTS);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(DataError::io(&dir, e)),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| DataError::io(&dir, e))?.path();
+        let number = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("epoch-")?.strip_suffix(".npy"))
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|&n| n > 0);
+        if let Some(number) = number {
+            files.push((number - 1, path));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Every epoch's map in `RUN_DIR/layouts`, by epoch (none without the folder). A file that
+/// cannot be read is an error naming it.
+pub fn read_epoch_layouts(run_dir: &Path) -> DataResult<Vec<EpochLayout>> {
+    let mut layouts = Vec::new();
+    for (epoch, path) in epoch_layout_files(run_dir)? {
+        let matrix = crate::data::matrix::read_matrix_with_ids(&path)?;
+        if matrix.values.ncols() != 2 {
+            return Err(DataError::new(
+                &path,
+                format!("a layout has 2 columns, this has {}", matrix.values.ncols()),
+            ));
+        }
+        layouts.push(EpochLayout {
+            epoch,
+            coords: matrix
+                .values
+                .rows()
+                .into_iter()
+                .map(|r| [r[0], r[1]])
+                .collect(),
+            ids: matrix.ids,
+        });
+    }
+    Ok(layouts)
+}
+
 /// Writes `latents.npy` (f32, `rows × dim`) and `latent_ids.csv` (`index,id` per row).
 pub fn write_latents(
     run_dir: &Path,
@@ -292,4 +392,48 @@ pub fn write_latents(
     };
     let bytes = rows().map_err(|e| DataError::new(&ids_path, e.to_string()))?;
     write_atomic(&ids_path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(epoch: usize, members: usize) -> EpochLayout {
+        EpochLayout {
+            epoch,
+            ids: (0..members).map(|i| format!("m{i}")).collect(),
+            coords: (0..members).map(|i| [i as f32, epoch as f32]).collect(),
+        }
+    }
+
+    #[test]
+    fn epoch_layouts_round_trip_in_epoch_order_and_truncate() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_epoch_layouts(dir.path()).unwrap().is_empty());
+        for epoch in [10, 0, 2] {
+            write_epoch_layout(dir.path(), &layout(epoch, 5)).unwrap();
+        }
+        // A stray file is not a layout.
+        fs::write(dir.path().join(LAYOUTS).join("notes.txt"), "x").unwrap();
+        let read = read_epoch_layouts(dir.path()).unwrap();
+        assert_eq!(read.iter().map(|l| l.epoch).collect::<Vec<_>>(), [0, 2, 10]);
+        assert_eq!(read[1], layout(2, 5));
+        // A resume after 3 epochs forgets the layouts it will train again.
+        truncate_epoch_layouts(dir.path(), 3).unwrap();
+        let kept = read_epoch_layouts(dir.path()).unwrap();
+        assert_eq!(kept.iter().map(|l| l.epoch).collect::<Vec<_>>(), [0, 2]);
+        assert!(holds_run(dir.path()));
+        remove_run(dir.path()).unwrap();
+        assert!(!dir.path().join(LAYOUTS).exists());
+    }
+
+    #[test]
+    fn a_broken_layout_is_an_error_naming_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write_epoch_layout(dir.path(), &layout(0, 4)).unwrap();
+        let npy = epoch_layout_path(dir.path(), 0);
+        fs::write(&npy, b"not a numpy file").unwrap();
+        let error = read_epoch_layouts(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("epoch-0001.npy"), "{error}");
+    }
 }

@@ -199,6 +199,29 @@ fn toolbar(ui: &mut egui::Ui, state: &mut AppState, queue: &mut CommandQueue) {
         if export.clicked() {
             queue.push(AppCommand::ExportMap);
         }
+        let has_epochs = ws
+            .training
+            .as_ref()
+            .is_some_and(|t| !t.history.epochs.is_empty());
+        let animating = jobs.is_running(JobKind::ExportAnimation);
+        let animation = ui
+            .add_enabled(
+                has_epochs && !animating,
+                egui::Button::new("Export animation"),
+            )
+            .on_hover_text(
+                "The map over the run's epochs as an animated GIF for slides (coloured by label, \
+                 epoch and loss in the caption)",
+            );
+        if animation.clicked() {
+            queue.push(AppCommand::ExportAnimation);
+        }
+        if animating {
+            ui.spinner();
+            if let Some(p) = jobs.progress(JobKind::ExportAnimation) {
+                ui.label(format!("{:.0} %", p.fraction() * 100.0));
+            }
+        }
         if ui
             .button("Present [F5]")
             .on_hover_text("The map alone, full window, large legend: for a projector")

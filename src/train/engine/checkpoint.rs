@@ -26,6 +26,7 @@ impl Engine {
         if !self.resume {
             // A fresh run: forget metrics of an earlier run in the same directory.
             files::truncate_metrics(&self.run_dir, 0)?;
+            files::truncate_epoch_layouts(&self.run_dir, 0)?;
             let state = TrainerState {
                 epochs_done: 0,
                 global_step: 0,
@@ -47,6 +48,7 @@ impl Engine {
             DataError::new(&optim_path, format!("cannot load the optimiser state: {e}"))
         })?;
         files::truncate_metrics(&self.run_dir, state.epochs_done)?;
+        files::truncate_epoch_layouts(&self.run_dir, state.epochs_done)?;
         Ok((model, optim, state))
     }
 
