@@ -78,6 +78,22 @@ fn harness(session: Session) -> Harness<'static, SenseApp> {
         .build_eframe(move |cc| SenseApp::new(cc, session, &AppOptions::default()))
 }
 
+/// A saved layout for `session` (ids are row numbers): the map opens deterministic, no UMAP.
+fn write_saved_layout(session: &Session, coords: &ndarray::Array2<f32>) {
+    sense::data::matrix::write_npy_matrix(&session.layout_path(), coords.view()).unwrap();
+    let ids: Vec<String> = (0..coords.nrows()).map(|i| i.to_string()).collect();
+    sense::data::matrix::write_ids(&session.layout_path().with_extension("ids.csv"), &ids).unwrap();
+}
+
+/// The app at the window size of the issues' figures (1440 x 900).
+fn harness_1440x900(session: Session) -> Harness<'static, SenseApp> {
+    Harness::builder()
+        .with_size([1440.0, 900.0])
+        .wgpu()
+        .with_accessibility_check(false)
+        .build_eframe(move |cc| SenseApp::new(cc, session, &AppOptions::default()))
+}
+
 /// Steps the app (as real time passes, so worker threads progress) until `done` holds.
 fn step_until(
     harness: &mut Harness<'_, SenseApp>,
@@ -400,9 +416,7 @@ fn main_layout_snapshot() {
             radius * angle.sin()
         }
     });
-    sense::data::matrix::write_npy_matrix(&session.layout_path(), coords.view()).unwrap();
-    let ids: Vec<String> = (0..MEMBERS).map(|i| i.to_string()).collect();
-    sense::data::matrix::write_ids(&session.layout_path().with_extension("ids.csv"), &ids).unwrap();
+    write_saved_layout(&session, &coords);
     let mut harness = harness(session);
     step_until(
         &mut harness,
@@ -555,11 +569,7 @@ fn a_reopened_session_is_whole_and_its_loss_plot_readable() {
     }
     let reopen = || {
         let session = Session::open_or_create(Some(session_dir.to_str().unwrap()), None).unwrap();
-        let mut harness = Harness::builder()
-            .with_size([1440.0, 900.0])
-            .wgpu()
-            .with_accessibility_check(false)
-            .build_eframe(move |cc| SenseApp::new(cc, session, &AppOptions::default()));
+        let mut harness = harness_1440x900(session);
         step_until(&mut harness, "the restored map", 2 * minute, |app| {
             app.is_settled() && app.map_metrics().is_some()
         });
@@ -661,14 +671,8 @@ fn presentation_view_snapshot() {
             _ => centre[1] + radius * angle.sin(),
         }
     });
-    sense::data::matrix::write_npy_matrix(&session.layout_path(), coords.view()).unwrap();
-    let ids: Vec<String> = (0..MEMBERS).map(|i| i.to_string()).collect();
-    sense::data::matrix::write_ids(&session.layout_path().with_extension("ids.csv"), &ids).unwrap();
-    let mut harness = Harness::builder()
-        .with_size([1440.0, 900.0])
-        .wgpu()
-        .with_accessibility_check(false)
-        .build_eframe(move |cc| SenseApp::new(cc, session, &AppOptions::default()));
+    write_saved_layout(&session, &coords);
+    let mut harness = harness_1440x900(session);
     step_until(
         &mut harness,
         "the saved map",

@@ -337,10 +337,15 @@ fn a_current_graph_is_reused_and_a_refresh_keeps_the_choice() {
         ..spreading_only()
     };
     let mut stages = Vec::new();
+    // Offered another feature set too, the refresh spreads over the one chosen before only.
+    let other = FeatureSet {
+        name: "other",
+        ..set(blobs(&classes, 3.0, 6))
+    };
     let again = choose_and_label(
         &ensemble(n, 3, 1),
         &labelled(&classes, 3, 10),
-        &[current],
+        &[other, current],
         &options,
         &TaskControl::new(),
         &mut |step| {
@@ -350,7 +355,9 @@ fn a_current_graph_is_reused_and_a_refresh_keeps_the_choice() {
         },
     )
     .unwrap();
+    assert_eq!(again.graphs.len(), 1);
     assert!(Arc::ptr_eq(&again.graphs[0].1, &graph));
+    assert_eq!(again.choice.features.as_deref(), Some("blobs"));
     assert_eq!(again.choice.chosen, Some(Labeller::Spreading));
     assert!(
         again

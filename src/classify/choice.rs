@@ -272,8 +272,20 @@ pub fn choose_and_label(
             ));
         }
         Some(config) => {
+            // A refresh keeps the features the earlier run chose (when still offered): no
+            // estimate over the others, no graph of them.
+            let kept = options
+                .refresh
+                .and_then(|r| r.choice.features.as_deref())
+                .and_then(|name| features.iter().position(|f| f.name == name));
+            let candidates: Vec<usize> = match kept {
+                Some(index) => vec![index],
+                None => (0..features.len()).collect(),
+            };
             let mut best: Option<(f64, usize)> = None;
-            for (index, set) in features.iter().enumerate() {
+            let mut chosen_graph = None;
+            for &index in &candidates {
+                let set = &features[index];
                 if set.rows.nrows() != n || n <= SPREADING_NEIGHBOURS {
                     return Err(ClassifyError::Invalid(format!(
                         "{}: {} rows of {} features for {n} members (spreading needs one per \
@@ -296,7 +308,10 @@ pub fn choose_and_label(
                     )?),
                 };
                 graphs.push((set.name, graph.clone()));
-                if features.len() > 1 {
+                if chosen_graph.is_none() {
+                    chosen_graph = Some(graph.clone());
+                }
+                if candidates.len() > 1 {
                     let estimate = cross_validate(
                         &graph,
                         &labels,
@@ -312,11 +327,15 @@ pub fn choose_and_label(
                     });
                     if best.is_none_or(|(accuracy, _)| estimate.accuracy > accuracy) {
                         best = Some((estimate.accuracy, index));
+                        chosen_graph = Some(graph.clone());
                     }
                 }
             }
-            let chosen = best.map_or(0, |(_, index)| index);
-            Some((config, graphs[chosen].1.clone(), features[chosen].clone()))
+            let chosen = best.map_or(candidates[0], |(_, index)| index);
+            let graph = chosen_graph.ok_or_else(|| {
+                ClassifyError::Invalid("label spreading needs features of the members".into())
+            })?;
+            Some((config, graph, features[chosen].clone()))
         }
         None => None,
     };

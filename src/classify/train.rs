@@ -55,102 +55,6 @@ pub fn train(
     control: &TaskControl,
     on_epoch: &mut dyn FnMut(&EpochProgress),
 ) -> ClassifyResult<TrainedClassifier> {
-    fit(ensemble, labelled, config, backend, control, on_epoch)
-}
-
-/// Refits `previous`'s linear head on `labelled` (e.g. after a few hand labels changed),
-/// starting from its weights, over the pooled features of every member (`features`, one row
-/// per member of the ensemble, from [`TrainedClassifier::features`]); the rest of the
-/// network stays as trained. Full-batch AdamW for the config's `refresh_steps` on the CPU:
-/// seconds where [`train`] takes minutes. The classes must be the ones `previous` knows.
-pub fn refit_head(
-    labelled: &LabelledSet,
-    previous: &TrainedClassifier,
-    features: ArrayView2<f32>,
-    control: &TaskControl,
-) -> ClassifyResult<TrainedClassifier> {
-    if labelled.classes != previous.classes() {
-        return Err(ClassifyError::Invalid(format!(
-            "the classes changed since the classifier was trained ({} now, {} then); it \
-             must be trained from scratch",
-            labelled.classes.len(),
-            previous.classes().len()
-        )));
-    }
-    let (weight, bias) = previous.head();
-    let (width, classes) = weight.dim();
-    if features.ncols() != width {
-        return Err(ClassifyError::Invalid(format!(
-            "{} features per member for a head of {width}",
-            features.ncols()
-        )));
-    }
-    if let Some(&member) = labelled.members.iter().find(|&&m| m >= features.nrows()) {
-        return Err(ClassifyError::Invalid(format!(
-            "member {member} has no features ({} rows)",
-            features.nrows()
-        )));
-    }
-    // A few thousand rows of a hundred-odd features: the CPU is the right place.
-    let device = Device::flex().autodiff();
-    let rows: Vec<f32> = labelled
-        .members
-        .iter()
-        .flat_map(|&m| features.row(m).to_vec())
-        .collect();
-    let x = Tensor::<2>::from_data(TensorData::new(rows, [labelled.len(), width]), &device);
-    let targets: Vec<i64> = labelled.targets.iter().map(|&t| i64::from(t)).collect();
-    let y = Tensor::<1, Int>::from_data(TensorData::new(targets, [labelled.len()]), &device);
-    let mut head = LinearConfig::new(width, classes).init(&device);
-    let w0 = TensorData::new(weight.iter().copied().collect::<Vec<_>>(), [width, classes]);
-    head.weight = Param::from_tensor(Tensor::<2>::from_data(w0, &device));
-    head.bias = Some(Param::from_tensor(Tensor::<1>::from_data(
-        TensorData::new(bias.to_vec(), [classes]),
-        &device,
-    )));
-    let config = previous.config();
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(config.weight_decay as f32)
-        .with_epsilon(1e-8)
-        .init();
-    let loss_fn = CrossEntropyLossConfig::new().init(&device);
-    for _ in 0..config.refresh_steps {
-        control.check()?;
-        let loss = loss_fn.forward(head.forward(x.clone()), y.clone());
-        let grads = GradientsParams::from_grads(loss.backward(), &head);
-        head = optim.step(REFIT_LEARNING_RATE, head, grads);
-    }
-    let read = |data: TensorData| {
-        data.try_to_vec::<f32>()
-            .map_err(|e| ClassifyError::Failed(format!("cannot read the refitted head: {e:?}")))
-    };
-    let w = read(head.weight.val().into_data())?;
-    let b = match &head.bias {
-        Some(bias) => read(bias.val().into_data())?,
-        None => vec![0.0; classes],
-    };
-    if w.iter().chain(&b).any(|v| !v.is_finite()) {
-        return Err(ClassifyError::Failed(
-            "the refitted head has non-finite weights".into(),
-        ));
-    }
-    let weight = Array2::from_shape_vec((width, classes), w)
-        .map_err(|e| ClassifyError::Failed(format!("refitted head: {e}")))?;
-    Ok(previous.with_head(weight, Array1::from_vec(b)))
-}
-
-/// AdamW's step size when refitting a trained head (a convex problem, started near its
-/// solution; 1e-3 moved too little in 200 steps to follow a merged class in the tests).
-const REFIT_LEARNING_RATE: f64 = 1e-2;
-
-fn fit(
-    ensemble: &Ensemble,
-    labelled: &LabelledSet,
-    config: &ClassifierConfig,
-    backend: &SelectedBackend,
-    control: &TaskControl,
-    on_epoch: &mut dyn FnMut(&EpochProgress),
-) -> ClassifyResult<TrainedClassifier> {
     config
         .validate()
         .map_err(|e| ClassifyError::Invalid(e.to_string()))?;
@@ -329,6 +233,91 @@ fn fit(
         report,
     ))
 }
+
+/// Refits `previous`'s linear head on `labelled` (e.g. after a few hand labels changed),
+/// starting from its weights, over the pooled features of every member (`features`, one row
+/// per member of the ensemble, from [`TrainedClassifier::features`]); the rest of the
+/// network stays as trained. Full-batch AdamW for the config's `refresh_steps` on the CPU:
+/// seconds where [`train`] takes minutes. The classes must be the ones `previous` knows.
+pub fn refit_head(
+    labelled: &LabelledSet,
+    previous: &TrainedClassifier,
+    features: ArrayView2<f32>,
+    control: &TaskControl,
+) -> ClassifyResult<TrainedClassifier> {
+    if labelled.classes != previous.classes() {
+        return Err(ClassifyError::Invalid(format!(
+            "the classes changed since the classifier was trained ({} now, {} then); it \
+             must be trained from scratch",
+            labelled.classes.len(),
+            previous.classes().len()
+        )));
+    }
+    let (weight, bias) = previous.head();
+    let (width, classes) = weight.dim();
+    if features.ncols() != width {
+        return Err(ClassifyError::Invalid(format!(
+            "{} features per member for a head of {width}",
+            features.ncols()
+        )));
+    }
+    if let Some(&member) = labelled.members.iter().find(|&&m| m >= features.nrows()) {
+        return Err(ClassifyError::Invalid(format!(
+            "member {member} has no features ({} rows)",
+            features.nrows()
+        )));
+    }
+    // A few thousand rows of a hundred-odd features: the CPU is the right place.
+    let device = Device::flex().autodiff();
+    let rows: Vec<f32> = labelled
+        .members
+        .iter()
+        .flat_map(|&m| features.row(m).to_vec())
+        .collect();
+    let x = Tensor::<2>::from_data(TensorData::new(rows, [labelled.len(), width]), &device);
+    let targets: Vec<i64> = labelled.targets.iter().map(|&t| i64::from(t)).collect();
+    let y = Tensor::<1, Int>::from_data(TensorData::new(targets, [labelled.len()]), &device);
+    let mut head = LinearConfig::new(width, classes).init(&device);
+    let w0 = TensorData::new(weight.iter().copied().collect::<Vec<_>>(), [width, classes]);
+    head.weight = Param::from_tensor(Tensor::<2>::from_data(w0, &device));
+    head.bias = Some(Param::from_tensor(Tensor::<1>::from_data(
+        TensorData::new(bias.to_vec(), [classes]),
+        &device,
+    )));
+    let config = previous.config();
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(config.weight_decay as f32)
+        .with_epsilon(1e-8)
+        .init();
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    for _ in 0..config.refresh_steps {
+        control.check()?;
+        let loss = loss_fn.forward(head.forward(x.clone()), y.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &head);
+        head = optim.step(REFIT_LEARNING_RATE, head, grads);
+    }
+    let read = |data: TensorData| {
+        data.try_to_vec::<f32>()
+            .map_err(|e| ClassifyError::Failed(format!("cannot read the refitted head: {e:?}")))
+    };
+    let w = read(head.weight.val().into_data())?;
+    let b = match &head.bias {
+        Some(bias) => read(bias.val().into_data())?,
+        None => vec![0.0; classes],
+    };
+    if w.iter().chain(&b).any(|v| !v.is_finite()) {
+        return Err(ClassifyError::Failed(
+            "the refitted head has non-finite weights".into(),
+        ));
+    }
+    let weight = Array2::from_shape_vec((width, classes), w)
+        .map_err(|e| ClassifyError::Failed(format!("refitted head: {e}")))?;
+    Ok(previous.with_head(weight, Array1::from_vec(b)))
+}
+
+/// AdamW's step size when refitting a trained head (a convex problem, started near its
+/// solution; 1e-3 moved too little in 200 steps to follow a merged class in the tests).
+const REFIT_LEARNING_RATE: f64 = 1e-2;
 
 /// Linear warm-up over the first epoch, then cosine decay to zero at the last step.
 fn learning_rate(

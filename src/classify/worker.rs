@@ -504,14 +504,14 @@ impl Worker {
                 report: classifier.report().clone(),
             });
         }
-        self.graphs = outcome
-            .graphs
-            .iter()
-            .filter_map(|(name, graph)| {
-                let set = features.iter().find(|f| f.name == *name)?;
-                Some((*name, graph.clone(), set.rows.clone()))
-            })
-            .collect();
+        // The graphs this run built replace their names' earlier ones; a refresh builds
+        // only the one it spreads over, so the others stay.
+        for (name, graph) in &outcome.graphs {
+            if let Some(set) = features.iter().find(|f| f.name == *name) {
+                self.graphs.retain(|(n, _, _)| n != name);
+                self.graphs.push((*name, graph.clone(), set.rows.clone()));
+            }
+        }
         self.send(ClassifierEvent::Chosen {
             run_id: run_id.to_string(),
             choice: outcome.choice.clone(),
