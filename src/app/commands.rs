@@ -127,6 +127,8 @@ pub fn execute(state: &mut AppState, command: AppCommand) {
 fn try_execute(state: &mut AppState, command: AppCommand) -> AppResult<()> {
     if let AppCommand::SetPresentation(on) = command {
         state.presentation = on;
+        // The map's area changes size: fit the points to it.
+        state.scatter.reset_view();
         return Ok(());
     }
     if let AppCommand::SaveSession = command {

@@ -140,7 +140,8 @@ impl eframe::App for SenseApp {
                 .show(ui, |ui| panels::inspector::show(ui, state, queue));
             // Tall enough for a 200 px loss plot at 1440 x 900; the user's size persists
             // (egui memory, saved by eframe).
-            let bottom = egui::Panel::bottom("bottom-panel")
+            // "-v2": sizes saved before the panel filled its height were content-sized (tiny).
+            let bottom = egui::Panel::bottom("bottom-panel-v2")
                 .resizable(true)
                 .default_size(BOTTOM_PANEL_DEFAULT_PX)
                 .min_size(120.0)
