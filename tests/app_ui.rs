@@ -611,6 +611,7 @@ fn a_reopened_session_is_whole_and_its_loss_plot_readable() {
     let plot = DrawnRegion::LossPlot
         .rect(&harness.ctx)
         .expect("a loss plot");
+    eprintln!("loss plot at 1440 x 900: {:.0} px tall", plot.height());
     assert!(plot.height() >= 200.0, "loss plot {plot:?}");
     // Drag the panel's top edge 100 px up: the plot grows with it.
     let panel = DrawnRegion::BottomPanel.rect(&harness.ctx).unwrap();
