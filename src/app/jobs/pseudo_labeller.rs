@@ -146,21 +146,23 @@ impl PseudoLabeller {
     /// Retrains on the manual labels as they are now (cancelling a run in progress).
     pub fn retrain(&mut self, labels: HandLabels) {
         self.handle.train(labels);
-        self.running = true;
-        self.full_run = true;
-        self.progress = 0.0;
-        self.status = "starting".into();
+        self.full_run_started("starting");
     }
 
     /// After hand-label edits: the last run's choice refreshed on the labels as they are now,
-    /// its classifier fine-tuned from its weights (a full run when there is nothing to
-    /// refresh). Cancels a run in progress.
+    /// its classifier's linear head refitted from its weights (a full run when there is
+    /// nothing to refresh). Cancels a run in progress.
     pub fn refresh(&mut self, labels: HandLabels) {
         self.handle.refresh(labels);
+        self.full_run_started("refreshing");
+    }
+
+    /// A run that spreading alone must not cancel has been asked for.
+    fn full_run_started(&mut self, status: &str) {
         self.running = true;
         self.full_run = true;
         self.progress = 0.0;
-        self.status = "refreshing".into();
+        self.status = status.into();
     }
 
     pub fn stop(&self) {

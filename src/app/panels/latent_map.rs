@@ -184,10 +184,7 @@ fn toolbar(ui: &mut egui::Ui, state: &mut AppState, queue: &mut CommandQueue) {
             queue.push(AppCommand::ComputeReconstructionErrors);
         }
         if computing_errors {
-            ui.spinner();
-            if let Some(p) = jobs.progress(JobKind::ReconstructionErrors) {
-                ui.label(format!("{:.0} %", p.fraction() * 100.0));
-            }
+            job_progress(ui, jobs, JobKind::ReconstructionErrors);
         }
         ui.separator();
         let can_export = !ws.map.is_empty() && !jobs.is_running(JobKind::ExportMap);
@@ -217,10 +214,7 @@ fn toolbar(ui: &mut egui::Ui, state: &mut AppState, queue: &mut CommandQueue) {
             queue.push(AppCommand::ExportAnimation);
         }
         if animating {
-            ui.spinner();
-            if let Some(p) = jobs.progress(JobKind::ExportAnimation) {
-                ui.label(format!("{:.0} %", p.fraction() * 100.0));
-            }
+            job_progress(ui, jobs, JobKind::ExportAnimation);
         }
         if ui
             .button("Present [F5]")
@@ -230,6 +224,14 @@ fn toolbar(ui: &mut egui::Ui, state: &mut AppState, queue: &mut CommandQueue) {
             queue.push(AppCommand::SetPresentation(true));
         }
     });
+}
+
+/// A spinner and the running job's share done.
+fn job_progress(ui: &mut egui::Ui, jobs: &crate::app::jobs::JobTable, kind: JobKind) {
+    ui.spinner();
+    if let Some(p) = jobs.progress(kind) {
+        ui.label(format!("{:.0} %", p.fraction() * 100.0));
+    }
 }
 
 /// Text size of the legend and metrics in the working layout.
