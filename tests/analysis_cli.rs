@@ -384,6 +384,21 @@ clustering = { "loss.lambda_cluster" = 0.2, "loss.lambda_contrastive" = 0.0 }
             .is_file()
     );
 
+    // The table can be collected again from the directory alone (grid.toml is kept there).
+    let out_arg = out.display().to_string();
+    std::fs::remove_file(out.join("table.csv")).unwrap();
+    let collected = sense(&["sweep", "--collect", &out_arg]);
+    assert!(collected.status.success());
+    assert_eq!(std::fs::read_to_string(out.join("table.csv")).unwrap(), csv);
+    // `--status` is for Slurm sweeps, and says so.
+    let status = sense(&["sweep", "--status", &out_arg]);
+    assert!(!status.status.success());
+    assert!(
+        String::from_utf8_lossy(&status.stderr).contains("--engine slurm"),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+
     // A second invocation trains nothing: every run is already done.
     let second = sense(&args);
     assert!(second.status.success());

@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::epoch_layouts::EpochLayoutWriter;
 use super::say;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::data::{Ensemble, NanPolicy};
 use crate::labels::LabelSnapshot;
@@ -266,15 +266,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 /// record holds from any working directory). A resume must name the data the run was trained
 /// on: other data would be refused later, after the record had been rewritten.
 fn dataset_record(args: &TrainArgs) -> anyhow::Result<DatasetRecord> {
-    let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let data = match args.data.starts_with("sample:") {
-        true => args.data.clone(),
-        false => absolute(Path::new(&args.data)).display().to_string(),
-    };
-    let record = DatasetRecord {
-        data,
-        labels: args.labels.as_deref().map(absolute),
-    };
+    let record = DatasetRecord::new(&args.data, args.labels.as_deref());
     let previous = args.out.join(run_dir::DATASET);
     if args.resume
         && let Ok(old) = run_dir::read_json::<DatasetRecord>(&previous)

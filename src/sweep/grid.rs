@@ -16,6 +16,10 @@
 //! clustering = { "loss.lambda_cluster" = 0.2 }
 //! ```
 //!
+//! An optional `[slurm]` table sets what `sense sweep --engine slurm` asks the cluster for
+//! (`partition`, `time`, `gpus`, `cpus_per_task`, `mem`, `account`, `max_parallel`, `setup`,
+//! `extra`; see [`SlurmSettings`]).
+//!
 //! Settings are applied to the TOML of the base configuration and the result is parsed as a
 //! `TrainConfig`, so a mistyped key or a value of the wrong type is an error naming it.
 
@@ -23,6 +27,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::slurm::SlurmSettings;
 use crate::error::{DataError, DataResult};
 use crate::train::TrainConfig;
 
@@ -94,6 +99,9 @@ struct GridFile {
     /// alphabetically.
     #[serde(default)]
     column_order: Vec<String>,
+    /// How `sense sweep --engine slurm` asks for resources (flags override it).
+    #[serde(default)]
+    slurm: SlurmSettings,
 }
 
 /// One run of the sweep: a row setting crossed with a column.
@@ -114,6 +122,8 @@ pub struct SweepPlan {
     pub rows: Vec<String>,
     pub columns: Vec<String>,
     pub runs: Vec<PlannedRun>,
+    /// The grid's `[slurm]` table.
+    pub slurm: SlurmSettings,
 }
 
 impl SweepPlan {
@@ -167,6 +177,7 @@ impl SweepPlan {
             rows: rows.into_iter().map(|(label, _)| label).collect(),
             columns,
             runs,
+            slurm: grid.slurm,
         })
     }
 }

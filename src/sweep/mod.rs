@@ -1,9 +1,12 @@
 //! Hyper-parameter sweeps in the layout of the SENSE paper's Table 1: every row of a grid
 //! trained once per loss column, each run scored by the silhouette of a 2-D embedding of its
-//! hand-labelled latents. Runs are sequential and resumable: a finished run (its
-//! `summary.json`) is never trained again, an interrupted one continues from its checkpoint.
+//! hand-labelled latents. Runs are resumable: a finished run (its `summary.json`) is never
+//! trained again, an interrupted one continues from its checkpoint. The local engine trains
+//! the cells one after another; [`slurm`] submits them as a job array, one task per cell, each
+//! running [`run_cell`] into the same directories.
 
 pub mod grid;
+pub mod slurm;
 pub mod table;
 
 pub use grid::{Axis, GridMode, PlannedRun, SweepPlan};
@@ -13,10 +16,11 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::atomic_file::write_atomic;
 use crate::data::Ensemble;
 use crate::error::{DataError, DataResult};
 use crate::task::TaskControl;
-use crate::train::run_dir::{self, CHECKPOINT, STATE_FILE, SUMMARY};
+use crate::train::run_dir::{self, CHECKPOINT, DatasetRecord, STATE_FILE, SUMMARY};
 use crate::train::{LabelSource, RunSummary, TrainEvent, Trainer};
 
 /// Scores of one finished run, cached in its directory as `sweep_score.json`.
@@ -60,55 +64,157 @@ pub enum SweepEvent {
 /// `control` is cancelled; what finished stays finished.
 pub fn run_sweep(
     plan: &SweepPlan,
-    ensemble: &Ensemble,
-    labels: &LabelSource,
+    data: &SweepData,
     out_dir: &Path,
     score: &dyn Fn(&Path) -> anyhow::Result<RunScore>,
     control: &TaskControl,
     on_event: &mut dyn FnMut(SweepEvent),
 ) -> anyhow::Result<SweepTable> {
     std::fs::create_dir_all(out_dir).map_err(|e| DataError::io(out_dir, e))?;
-    let total = plan.runs.len();
-    let mut cells = Vec::with_capacity(total);
-    for (index, planned) in plan.runs.iter().enumerate() {
+    let mut cells = Vec::with_capacity(plan.runs.len());
+    for index in 0..plan.runs.len() {
         control.check()?;
-        let dir = out_dir.join(&planned.dir_name);
-        let already_done = dir.join(SUMMARY).is_file();
-        let summary = match already_done {
-            true => read_summary(&dir)?,
-            false => {
-                let resumed = check_existing_config(&dir, &planned.config)?;
-                on_event(SweepEvent::RunStarted {
-                    index,
-                    total,
-                    dir: dir.clone(),
-                    resumed,
-                });
-                train_run(
-                    ensemble, labels, planned, &dir, resumed, index, control, on_event,
-                )?
-            }
-        };
-        let run_score = cached_score(&dir, score)?;
-        on_event(SweepEvent::RunDone {
-            index,
-            score: run_score,
-            already_done,
-        });
-        cells.push(SweepCell {
-            row: planned.row,
-            column: planned.column.clone(),
-            dir_name: planned.dir_name.clone(),
-            score: run_score,
-            val_mse: summary.val_mse,
-            epochs: summary.epochs,
-        });
+        cells.push(run_cell(
+            plan, index, data, out_dir, score, control, on_event,
+        )?);
     }
     Ok(SweepTable {
         rows: plan.rows.clone(),
         columns: plan.columns.clone(),
         cells,
     })
+}
+
+/// What every cell of a sweep trains on.
+pub struct SweepData<'a> {
+    pub ensemble: &'a Ensemble,
+    pub labels: &'a LabelSource,
+    /// Written into each run as `dataset.json` (so `sense report` and `sense open --follow`
+    /// can reopen the data).
+    pub record: &'a DatasetRecord,
+}
+
+/// One cell of the sweep (`plan.runs[index]`): trained unless it finished before (then only
+/// read), resumed from its checkpoint if it was interrupted, and scored once. What a Slurm
+/// array task runs; the run directory's lock keeps two processes from training it at once.
+pub fn run_cell(
+    plan: &SweepPlan,
+    index: usize,
+    data: &SweepData,
+    out_dir: &Path,
+    score: &dyn Fn(&Path) -> anyhow::Result<RunScore>,
+    control: &TaskControl,
+    on_event: &mut dyn FnMut(SweepEvent),
+) -> anyhow::Result<SweepCell> {
+    let total = plan.runs.len();
+    let planned = plan.runs.get(index).ok_or_else(|| {
+        anyhow::anyhow!("cell {index} does not exist: the grid has {total} cells (0..{total})")
+    })?;
+    let dir = out_dir.join(&planned.dir_name);
+    // Held until the cell is scored: a second process (a resubmitted task, a local sweep on
+    // the same directory) fails here instead of training the cell too.
+    let _lock = run_dir::RunLock::acquire(&dir)?;
+    let already_done = dir.join(SUMMARY).is_file();
+    let summary = match already_done {
+        true => read_summary(&dir)?,
+        false => {
+            let resumed = check_existing_config(&dir, &planned.config)?;
+            on_event(SweepEvent::RunStarted {
+                index,
+                total,
+                dir: dir.clone(),
+                resumed,
+            });
+            run_dir::write_json(&dir.join(run_dir::DATASET), data.record)?;
+            train_run(data, planned, &dir, resumed, index, control, on_event)?
+        }
+    };
+    let run_score = cached_score(&dir, score)?;
+    on_event(SweepEvent::RunDone {
+        index,
+        score: run_score,
+        already_done,
+    });
+    Ok(SweepCell {
+        row: planned.row,
+        column: planned.column.clone(),
+        dir_name: planned.dir_name.clone(),
+        score: run_score,
+        val_mse: summary.val_mse,
+        epochs: summary.epochs,
+    })
+}
+
+/// The table of the cells that have finished and been scored (`summary.json` and
+/// `sweep_score.json` in their run directories), whoever trained them; and the indices of the
+/// cells that have not.
+pub fn collect(plan: &SweepPlan, out_dir: &Path) -> DataResult<(SweepTable, Vec<usize>)> {
+    let mut cells = Vec::new();
+    let mut unfinished = Vec::new();
+    for (index, planned) in plan.runs.iter().enumerate() {
+        let dir = out_dir.join(&planned.dir_name);
+        match finished_cell(planned, &dir)? {
+            Some(cell) => cells.push(cell),
+            None => unfinished.push(index),
+        }
+    }
+    let table = SweepTable {
+        rows: plan.rows.clone(),
+        columns: plan.columns.clone(),
+        cells,
+    };
+    Ok((table, unfinished))
+}
+
+/// The cell of a finished, scored run; `None` while either file is missing.
+pub fn finished_cell(planned: &PlannedRun, dir: &Path) -> DataResult<Option<SweepCell>> {
+    let score_path = dir.join(SCORE_FILE);
+    if !dir.join(SUMMARY).is_file() || !score_path.is_file() {
+        return Ok(None);
+    }
+    let summary = read_summary(dir)?;
+    let score: RunScore = run_dir::read_json(&score_path)?;
+    Ok(Some(SweepCell {
+        row: planned.row,
+        column: planned.column.clone(),
+        dir_name: planned.dir_name.clone(),
+        score,
+        val_mse: summary.val_mse,
+        epochs: summary.epochs,
+    }))
+}
+
+/// The grid a sweep directory was planned from: a copy kept in the directory, so `--status`,
+/// `--collect` and every cluster task read the same cells whatever happens to the original.
+pub const GRID_COPY: &str = "grid.toml";
+
+/// Copies `grid` into `out_dir` (the first time), or checks that the copy there is the same
+/// grid: a sweep directory holds one grid, and a changed grid needs a new directory.
+pub fn keep_grid_copy(grid: &Path, out_dir: &Path) -> DataResult<PathBuf> {
+    let copy = out_dir.join(GRID_COPY);
+    let text = std::fs::read_to_string(grid).map_err(|e| DataError::io(grid, e))?;
+    let same_file = std::fs::canonicalize(grid).ok() == std::fs::canonicalize(&copy).ok();
+    if same_file {
+        return Ok(copy);
+    }
+    match std::fs::read_to_string(&copy) {
+        Ok(kept) if SweepPlan::parse(&kept) == SweepPlan::parse(&text) => {}
+        Ok(_) => {
+            return Err(DataError::new(
+                &copy,
+                format!(
+                    "this sweep directory was planned from another grid than {}; use a new \
+                     --out directory",
+                    grid.display()
+                ),
+            ));
+        }
+        Err(_) => {
+            std::fs::create_dir_all(out_dir).map_err(|e| DataError::io(out_dir, e))?;
+            write_atomic(&copy, text.as_bytes())?;
+        }
+    }
+    Ok(copy)
 }
 
 /// Whether `dir` holds a checkpoint of this very configuration (then the run resumes). A run
@@ -132,8 +238,7 @@ fn check_existing_config(dir: &Path, planned: &crate::train::TrainConfig) -> Dat
 
 #[allow(clippy::too_many_arguments)]
 fn train_run(
-    ensemble: &Ensemble,
-    labels: &LabelSource,
+    data: &SweepData,
     planned: &PlannedRun,
     dir: &Path,
     resumed: bool,
@@ -142,8 +247,10 @@ fn train_run(
     on_event: &mut dyn FnMut(SweepEvent),
 ) -> anyhow::Result<RunSummary> {
     let config = planned.config.clone();
-    let labels = labels.snapshot(ensemble, config.labels.pseudo_threshold)?;
-    let ensemble = ensemble.clone();
+    let labels = data
+        .labels
+        .snapshot(data.ensemble, config.labels.pseudo_threshold)?;
+    let ensemble = data.ensemble.clone();
     let epochs = config.epochs;
     let handle = match resumed {
         true => Trainer::resume(ensemble, labels, config, dir)?,

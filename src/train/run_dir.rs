@@ -64,6 +64,23 @@ pub struct DatasetRecord {
     pub labels: Option<PathBuf>,
 }
 
+impl DatasetRecord {
+    /// The record of `data` and `labels` with absolute paths, so it holds from any working
+    /// directory (a cluster node, the desktop following the run).
+    pub fn new(data: &str, labels: Option<&Path>) -> Self {
+        let absolute =
+            |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let data = match data.starts_with("sample:") {
+            true => data.to_string(),
+            false => absolute(Path::new(data)).display().to_string(),
+        };
+        Self {
+            data,
+            labels: labels.map(absolute),
+        }
+    }
+}
+
 /// Held by the process writing a run directory (`flock` on `.lock`, which records its pid).
 pub const LOCK: &str = ".lock";
 
