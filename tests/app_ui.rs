@@ -694,3 +694,138 @@ fn presentation_view_snapshot() {
     harness.run_steps(3);
     assert!(harness.query_by_label("Inspector").is_some());
 }
+
+/// Issue 18: the app follows a run that a separate `sense train` process writes — its epochs
+/// arrive while it trains, with its reconstructions and live map — and a relabel made while
+/// following goes to the run's label store, where a resumed run picks it up.
+#[test]
+fn an_external_run_is_followed_as_it_trains_and_relabels_reach_its_label_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, labels_csv) = write_channels(tmp.path());
+    let store = tmp.path().join("store.csv");
+    let sense = env!("CARGO_BIN_EXE_sense");
+    let imported = std::process::Command::new(sense)
+        .arg("labels")
+        .arg(&store)
+        .args(["--import", &data, "--import-labels"])
+        .arg(&labels_csv)
+        .output()
+        .unwrap();
+    assert!(imported.status.success(), "{imported:?}");
+    let config = tmp.path().join("small.toml");
+    std::fs::write(
+        &config,
+        "[model]\nlatent_dim = 16\nfilters = 16\n[optimizer]\nbatch_size = 64\n\
+         [evaluation]\nreconstructions = 4\n",
+    )
+    .unwrap();
+    let run = tmp.path().join("cluster-run");
+    let train = |epochs: &str, resume: bool| {
+        let mut command = std::process::Command::new(sense);
+        command
+            .args(["train", "--data", &data, "--labels"])
+            .arg(&store)
+            .arg("--config")
+            .arg(&config)
+            .arg("--out")
+            .arg(&run)
+            .args(["--epochs", epochs, "--backend", "cpu", "--quiet"]);
+        if resume {
+            command.arg("--resume");
+        }
+        command
+    };
+    const EPOCHS: usize = 80;
+    let mut trainer = train(&EPOCHS.to_string(), false)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let minute = Duration::from_secs(60);
+    let start = Instant::now();
+    while !run.join("dataset.json").is_file() {
+        assert!(start.elapsed() < minute, "sense train did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Start on another session, then follow the run (what "Follow a run…" does).
+    let session = session_in(tmp.path());
+    let mut harness = harness(session);
+    step_until(&mut harness, "the first session", 2 * minute, |app| {
+        app.is_ready()
+    });
+    harness
+        .state_mut()
+        .follow_run(&run, &tmp.path().join("following"));
+    step_until(&mut harness, "the followed session", 2 * minute, |app| {
+        app.followed_run().is_some()
+    });
+    assert_eq!(
+        harness.state().followed_run().as_deref(),
+        Some(run.as_path())
+    );
+    step_until(
+        &mut harness,
+        "the first followed epoch",
+        2 * minute,
+        |app| app.loss_points() > 0,
+    );
+    let seen_while_training = harness.state().loss_points();
+    assert!(
+        trainer.try_wait().unwrap().is_none(),
+        "the run finished before its first epoch was shown"
+    );
+    assert!(seen_while_training < EPOCHS, "{seen_while_training}");
+    assert!(harness.query_by_label_contains("Following ").is_some());
+
+    step_until(&mut harness, "every epoch of the run", 3 * minute, |app| {
+        app.loss_points() == EPOCHS && app.map_epoch() == Some(EPOCHS - 1) && app.is_settled()
+    });
+    assert!(trainer.wait().unwrap().success());
+    step_until(&mut harness, "the run's end", minute, |app| {
+        app.reconstructions_epoch() == Some(EPOCHS - 1) && !app.is_training()
+    });
+    harness.run_steps(2);
+    assert!(
+        harness
+            .query_by_label_contains(&format!("finished after {EPOCHS} epochs"))
+            .is_some()
+    );
+
+    // A relabel while following lands in the run's label store …
+    let split: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("split.json")).unwrap()).unwrap();
+    let member = split["train"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_u64().unwrap() as usize)
+        .find(|m| m % 4 != 0)
+        .expect("an unlabelled training member");
+    let revision = harness.state().labels().unwrap().revision;
+    harness.state_mut().select_members(&[member]);
+    harness.step();
+    harness.key_press(egui::Key::Num1);
+    step_until(&mut harness, "the relabel", minute, |app| {
+        app.labels().is_some_and(|l| l.revision > revision)
+    });
+    let stored = std::fs::read_to_string(&store).unwrap();
+    assert!(
+        stored.contains(&format!("\n{member},")),
+        "{member} not in {stored}"
+    );
+
+    // … and the next run trains on it: one more labelled training member.
+    let resumed = train(&(EPOCHS + 1).to_string(), true).output().unwrap();
+    assert!(resumed.status.success(), "{resumed:?}");
+    let metrics = sense::train::run_dir::read_metrics(&run).unwrap();
+    assert_eq!(metrics.len(), EPOCHS + 1);
+    assert_eq!(
+        metrics[EPOCHS].labelled_members,
+        metrics[EPOCHS - 1].labelled_members + 1
+    );
+    assert!(
+        harness.state().errors().is_empty(),
+        "{:?}",
+        harness.state().errors()
+    );
+}

@@ -13,6 +13,7 @@ use super::jobs::{JobKind, JobOutput};
 use super::label_keeper::{LabelEdit, LabelView};
 use super::map::ColourMode;
 use super::scatter::SelectionOp;
+use super::session::Session;
 use super::state::{AppState, BottomTab};
 use super::workspace::Workspace;
 use crate::analysis::clustering::{ClusterMethod, ClusterOptions, cluster};
@@ -87,6 +88,14 @@ pub enum AppCommand {
     SaveSession,
     /// The full-window map for a projector (on) or the working layout (off).
     SetPresentation(bool),
+    /// Asks for a run directory to follow (a folder dialog, off the UI thread).
+    PickRunToFollow,
+    /// Switches the app to a session that follows `run_dir`, trained by another process
+    /// (the session in `session_dir`, or the default place).
+    FollowRun {
+        run_dir: std::path::PathBuf,
+        session_dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// The commands of one frame, in the order they were asked for.
@@ -137,6 +146,26 @@ fn try_execute(state: &mut AppState, command: AppCommand) -> AppResult<()> {
             .notifications
             .info(format!("Session saved in {}", state.session.dir.display()));
         return Ok(());
+    }
+    match command {
+        AppCommand::PickRunToFollow => {
+            // The portal may never answer: the dialog waits on a job, not on the UI.
+            return state.jobs.start(JobKind::PickRun, |_| {
+                Ok(JobOutput::RunPicked(
+                    rfd::FileDialog::new()
+                        .set_title("A run directory to follow (sense train --out, a sweep cell)")
+                        .pick_folder(),
+                ))
+            });
+        }
+        AppCommand::FollowRun {
+            run_dir,
+            session_dir,
+        } => {
+            follow_run(state, &run_dir, session_dir);
+            return Ok(());
+        }
+        _ => {}
     }
     let Some(ws) = state.ws.as_mut() else {
         return Ok(());
@@ -426,7 +455,10 @@ fn try_execute(state: &mut AppState, command: AppCommand) -> AppResult<()> {
         }
         AppCommand::CancelJob(kind) => state.jobs.cancel(kind),
         AppCommand::CancelProjection => ws.projection.cancel(),
-        AppCommand::SaveSession | AppCommand::SetPresentation(_) => unreachable!("handled above"),
+        AppCommand::SaveSession
+        | AppCommand::SetPresentation(_)
+        | AppCommand::PickRunToFollow
+        | AppCommand::FollowRun { .. } => unreachable!("handled above"),
     }
     Ok(())
 }
@@ -460,6 +492,13 @@ fn start_training(state: &mut AppState, resume: bool) -> AppResult<()> {
     if ws.is_training() {
         return Ok(());
     }
+    if state.session.is_following() {
+        state.notifications.info(
+            "This session follows a run another process trains; to train here, open its \
+             dataset as a session of its own",
+        );
+        return Ok(());
+    }
     let mut config = app_train_config(&state.forms.train, ws.ensemble.len());
     if resume {
         // More epochs than done so far, or the continuation ends at once.
@@ -490,6 +529,30 @@ fn start_training(state: &mut AppState, resume: bool) -> AppResult<()> {
     ws.training = Some(run);
     state.session.file.train_config = state.forms.train.clone();
     Ok(())
+}
+
+/// Leaves the current session (saved, its label edits flushed) for one that follows
+/// `run_dir`. A run training in this app is not dropped for it.
+pub fn follow_run(
+    state: &mut AppState,
+    run_dir: &std::path::Path,
+    session_dir: Option<std::path::PathBuf>,
+) {
+    if state.ws.as_ref().is_some_and(|ws| ws.is_training()) {
+        return state
+            .notifications
+            .info("Stop training first: following another run closes this session");
+    }
+    let session = match Session::follow(run_dir, session_dir) {
+        Ok(session) => session,
+        Err(e) => return state.notifications.error(format!("Cannot follow: {e:#}")),
+    };
+    state.save_session();
+    if let Some(ws) = state.ws.as_mut() {
+        ws.keeper.flush(std::time::Duration::from_secs(5));
+    }
+    *state = AppState::new(session, state.scatter_backend, state.waker.clone());
+    crate::app::sense_app::start_up(state);
 }
 
 /// The run's best weights on the CPU (the GPU may be busy training).

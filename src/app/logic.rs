@@ -64,6 +64,8 @@ fn finished_jobs(state: &mut AppState, ctx: &egui::Context) {
             JobOutput::Opened(loaded) => open_workspace(state, *loaded),
             JobOutput::Backend(name) => state.compute_backend = name,
             JobOutput::Exported(text) => state.notifications.info(text),
+            JobOutput::RunPicked(Some(dir)) => super::commands::follow_run(state, &dir, None),
+            JobOutput::RunPicked(None) => {}
             other => {
                 let Some(ws) = state.ws.as_mut() else {
                     continue;
@@ -122,7 +124,10 @@ fn apply_to_workspace(
             ws.suggestions = Some(SuggestionQueue { items, current: 0 });
             select_current_suggestion(ws);
         }
-        JobOutput::Opened(_) | JobOutput::Backend(_) | JobOutput::Exported(_) => {
+        JobOutput::Opened(_)
+        | JobOutput::Backend(_)
+        | JobOutput::Exported(_)
+        | JobOutput::RunPicked(_) => {
             unreachable!("{kind:?} is handled by the app, not the workspace")
         }
     }

@@ -43,7 +43,7 @@ mod state;
 mod worker;
 mod workspace;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use error::AppError;
 pub use probe::{AppProbe, DrawnRegion};
@@ -70,6 +70,8 @@ pub struct AppOptions {
     /// Where the session lives (default: one directory per dataset under
     /// [`default_sessions_dir`]).
     pub session_dir: Option<PathBuf>,
+    /// `open` is a run directory another process trains: follow it live.
+    pub follow: bool,
     pub renderer: RendererChoice,
     /// Quit as soon as the first latent map is on screen (CI's smoke test of the binary).
     pub quit_after_first_map: bool,
@@ -96,7 +98,10 @@ pub fn run(options: AppOptions) -> anyhow::Result<()> {
             .with_min_inner_size([900.0, 600.0]),
         ..Default::default()
     };
-    let session = Session::open_or_create(options.open.as_deref(), options.session_dir.clone())?;
+    let session = match (&options.open, options.follow) {
+        (Some(run_dir), true) => Session::follow(Path::new(run_dir), options.session_dir.clone())?,
+        _ => Session::open_or_create(options.open.as_deref(), options.session_dir.clone())?,
+    };
     eframe::run_native(
         "SENSE Explorer",
         native,

@@ -98,6 +98,33 @@ impl SenseApp {
         );
     }
 
+    /// Switches to a session in `session_dir` following `run_dir` (what *Follow a run…*
+    /// does once a folder is picked).
+    pub fn follow_run(&mut self, run_dir: &std::path::Path, session_dir: &std::path::Path) {
+        execute(
+            self.state_mut(),
+            AppCommand::FollowRun {
+                run_dir: run_dir.to_path_buf(),
+                session_dir: Some(session_dir.to_path_buf()),
+            },
+        );
+    }
+
+    /// The directory of the run being followed, while it is.
+    pub fn followed_run(&self) -> Option<std::path::PathBuf> {
+        let run = self.state().ws.as_ref()?.training.as_ref()?;
+        run.followed_dir().map(std::path::Path::to_path_buf)
+    }
+
+    /// The epoch of the reconstructions the bottom panel shows.
+    pub fn reconstructions_epoch(&self) -> Option<usize> {
+        let run = self.state().ws.as_ref()?.training.as_ref()?;
+        run.history
+            .reconstructions
+            .as_ref()
+            .map(|(epoch, _)| *epoch)
+    }
+
     /// Where the map draws its point `row` (tests aim brushes with it).
     pub fn map_point_on_screen(&self, row: usize) -> Option<egui::Pos2> {
         let state = self.state();

@@ -77,7 +77,7 @@ impl SenseApp {
 }
 
 /// Opens the session's dataset and asks which backend training would get, both on jobs.
-fn start_up(state: &mut AppState) {
+pub(super) fn start_up(state: &mut AppState) {
     let session = state.session.clone();
     let opening = state.jobs.start(JobKind::Open, move |_| {
         Ok(JobOutput::Opened(Box::new(session.open_data()?)))

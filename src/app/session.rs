@@ -8,6 +8,9 @@
 //! SESSION/layout.npy        the last map layout (+ layout.ids.csv)
 //! SESSION/exports/          figures, embeddings and selections the user exported
 //! ```
+//!
+//! A session that follows a run trained elsewhere ([`Session::follow`]) reads that run's
+//! directory instead of `run/`, and keeps its labels in the store the run trains with.
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +26,7 @@ use super::jobs::projection::{MapMetrics, live_metrics};
 use crate::data::{Ensemble, OpenOptions};
 use crate::labels::{LabelStore, Provenance};
 use crate::task::TaskControl;
-use crate::train::run_dir::{EpochLayout, write_epoch_layout};
+use crate::train::run_dir::{DatasetRecord, EpochLayout, write_epoch_layout};
 use crate::train::{EpochSummary, TrainConfig, Trainer};
 
 pub const SESSION_FILE: &str = "session.json";
@@ -49,6 +52,12 @@ pub struct SessionFile {
     /// Retrain the pseudo-labeller (both labellers, chosen by held-out evidence) this long
     /// after the last hand-label edit; `None`: only on request.
     pub retrain_after_edits_secs: Option<f32>,
+    /// The run directory this session follows (written by another process: `sense train`,
+    /// a Slurm sweep cell) instead of training its own `run/`.
+    pub followed_run: Option<PathBuf>,
+    /// A label store outside the session (the one the followed run trains with), so relabels
+    /// reach the cells and runs that start later.
+    pub label_store: Option<PathBuf>,
 }
 
 impl Default for SessionFile {
@@ -62,6 +71,8 @@ impl Default for SessionFile {
             pseudo_threshold: 0.9,
             spreading_follows_map: true,
             retrain_after_edits_secs: Some(10.0),
+            followed_run: None,
+            label_store: None,
         }
     }
 }
@@ -105,6 +116,27 @@ fn dir_name_for(spec: &str) -> String {
         true => "dataset".to_string(),
         false => name,
     }
+}
+
+/// A session name for following `run_dir`: its last two components (a sweep cell is
+/// `row/column`) and a hash of the whole path, so runs of different sweeps do not share one.
+fn follow_dir_name(run_dir: &Path) -> String {
+    // FNV-1a: the same name for the same path with any toolchain (std's hasher may change).
+    let hash = run_dir
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0x811c_9dc5_u32, |h, &b| {
+            (h ^ b as u32).wrapping_mul(0x0100_0193)
+        });
+    let tail: Vec<String> = run_dir
+        .components()
+        .rev()
+        .take(2)
+        .map(|c| dir_name_for(&c.as_os_str().to_string_lossy()))
+        .collect();
+    let tail: Vec<&str> = tail.iter().rev().map(String::as_str).collect();
+    format!("{}-{hash:08x}", tail.join("-"))
 }
 
 impl Session {
@@ -172,11 +204,73 @@ impl Session {
     }
 
     pub fn labels_path(&self) -> PathBuf {
-        self.dir.join("labels.csv")
+        match &self.file.label_store {
+            Some(store) => store.clone(),
+            None => self.dir.join("labels.csv"),
+        }
     }
 
+    /// The session's run: its own `run/`, or the directory it follows.
     pub fn run_dir(&self) -> PathBuf {
-        self.dir.join("run")
+        match &self.file.followed_run {
+            Some(run) => run.clone(),
+            None => self.dir.join("run"),
+        }
+    }
+
+    /// Whether the session watches a run another process trains (it trains nothing itself).
+    pub fn is_following(&self) -> bool {
+        self.file.followed_run.is_some()
+    }
+
+    /// A session that follows `run_dir`, trained by another process (`sense train`, a
+    /// Slurm sweep cell), perhaps still training: the data and labels come from the run's
+    /// `dataset.json`. A label store given to the run (`--labels SESSION/labels.csv`) is this
+    /// session's store, so relabels made here reach the runs that start later; other labels
+    /// files are imported into the session's own store. The session lives in `session_dir`,
+    /// or under [`default_sessions_dir`] named after the run.
+    pub fn follow(run_dir: &Path, session_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        let run_dir = std::path::absolute(run_dir)?;
+        let record_path = run_dir.join(crate::train::run_dir::DATASET);
+        let record: DatasetRecord =
+            crate::train::run_dir::read_json(&record_path).with_context(|| {
+                format!(
+                    "{} is not a run directory written by `sense train` or `sense sweep` \
+                 (or the run has not started yet)",
+                    run_dir.display()
+                )
+            })?;
+        let dir = session_dir.unwrap_or_else(|| {
+            default_sessions_dir().join(format!("follow-{}", follow_dir_name(&run_dir)))
+        });
+        if dir.join(SESSION_FILE).is_file() {
+            let session = Self::load(&dir)?;
+            if session.file.followed_run.as_deref() == Some(run_dir.as_path()) {
+                return Ok(session);
+            }
+            anyhow::bail!(
+                "{}: this session is not the one following {}; choose another --session directory",
+                dir.display(),
+                run_dir.display()
+            );
+        }
+        let store = match &record.labels {
+            Some(path) if crate::train::training_data::is_label_store(path)? => Some(path.clone()),
+            _ => None,
+        };
+        let mut file = SessionFile {
+            dataset: record.data.clone(),
+            dataset_labels: record.labels.clone().filter(|_| store.is_none()),
+            followed_run: Some(run_dir.clone()),
+            label_store: store,
+            ..SessionFile::default()
+        };
+        if let Ok(config) = Trainer::load_config(&run_dir) {
+            file.train_config = config;
+        }
+        let session = Self { dir, file };
+        session.save()?;
+        Ok(session)
     }
 
     pub fn layout_path(&self) -> PathBuf {
@@ -231,6 +325,10 @@ impl Session {
     /// The session's earlier run from its files: every epoch's figures, and how many epochs
     /// its last start planned. An unreadable record only loses the curves, so it is logged.
     fn load_past_run(&self) -> Option<PastRun> {
+        if self.is_following() {
+            // The follower reads the run's history as it goes.
+            return None;
+        }
         let run_dir = self.run_dir();
         let epochs = match crate::train::run_dir::read_metrics(&run_dir) {
             Ok(epochs) if !epochs.is_empty() => epochs,
@@ -283,6 +381,8 @@ impl Session {
         let matrix = Array2::from_shape_fn((coords.len(), 2), |(i, j)| coords[i][j]);
         let path = self.layout_path();
         let run_dir = self.run_dir();
+        // A followed run belongs to the process training it: nothing is written into it.
+        let epoch = epoch.filter(|_| !self.is_following());
         let epoch_layout = epoch.map(|epoch| EpochLayout {
             epoch,
             ids: ids.to_vec(),
@@ -386,6 +486,48 @@ mod tests {
                 .to_string()
                 .contains("belongs to sample:mnist")
         );
+    }
+
+    #[test]
+    fn a_followed_run_gives_its_data_run_and_label_store_to_the_session() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path().join("sweep/r00-base/baseline");
+        std::fs::create_dir_all(&run).unwrap();
+        let error = Session::follow(&run, Some(tmp.path().join("s0"))).unwrap_err();
+        assert!(format!("{error:#}").contains("dataset.json"), "{error:#}");
+
+        // A label store given to the run is the session's store …
+        let store_path = tmp.path().join("store.csv");
+        LabelStore::open_or_create(&store_path).unwrap();
+        let record = DatasetRecord::new("sample:mnist", Some(&store_path));
+        crate::train::run_dir::write_json(&run.join(crate::train::run_dir::DATASET), &record)
+            .unwrap();
+        let session = Session::follow(&run, Some(tmp.path().join("s1"))).unwrap();
+        assert!(session.is_following());
+        assert_eq!(session.run_dir(), run);
+        assert_eq!(session.labels_path(), store_path);
+        assert_eq!(session.file.dataset, "sample:mnist");
+        assert_eq!(session.file.dataset_labels, None);
+        // … and the session is found again for the same run, not for another.
+        let again = Session::follow(&run, Some(tmp.path().join("s1"))).unwrap();
+        assert_eq!(again.file, session.file);
+        let other = tmp.path().join("sweep/r00-base/clustering");
+        std::fs::create_dir_all(&other).unwrap();
+        crate::train::run_dir::write_json(&other.join(crate::train::run_dir::DATASET), &record)
+            .unwrap();
+        assert!(Session::follow(&other, Some(tmp.path().join("s1"))).is_err());
+        assert_ne!(follow_dir_name(&run), follow_dir_name(&other));
+        assert!(follow_dir_name(&run).starts_with("r00-base-baseline-"));
+
+        // A plain labels file is imported into the session's own store instead.
+        let plain = tmp.path().join("labels.csv");
+        std::fs::write(&plain, "id,label\n0,a\n").unwrap();
+        let record = DatasetRecord::new("sample:mnist", Some(&plain));
+        crate::train::run_dir::write_json(&run.join(crate::train::run_dir::DATASET), &record)
+            .unwrap();
+        let session = Session::follow(&run, Some(tmp.path().join("s2"))).unwrap();
+        assert_eq!(session.labels_path(), tmp.path().join("s2/labels.csv"));
+        assert_eq!(session.file.dataset_labels, Some(plain));
     }
 
     #[test]

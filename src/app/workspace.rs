@@ -90,11 +90,19 @@ impl Workspace {
             waker.clone(),
         )?;
         let projection = ProjectionWorker::start(waker.clone())?;
+        let training = match session.is_following() {
+            true => Some(TrainingRun::follow(
+                session.run_dir(),
+                &ensemble,
+                waker.clone(),
+            )?),
+            false => past_run.map(TrainingRun::restored),
+        };
         let mut ws = Self {
             ensemble,
             keeper,
             labels: None,
-            training: past_run.map(TrainingRun::restored),
+            training,
             pseudo: None,
             projection,
             map: MapState::default(),

@@ -51,18 +51,24 @@ struct AppArgs {
 
 #[derive(clap::Args, Debug)]
 struct OpenArgs {
-    /// A dataset (`sample:channels`, a folder of images, a .npy/.idx file) or a session
-    /// directory.
+    /// A dataset (`sample:channels`, a folder of images, a .npy/.idx file), a session
+    /// directory, or with --follow a run directory.
     path: String,
+    /// PATH is a run directory another process trains (`sense train --out`, a `sense sweep`
+    /// cell, on a filesystem this machine mounts): show its epochs, reconstructions and live
+    /// map as they are written. Relabels go to the label store the run was given.
+    #[arg(long)]
+    follow: bool,
     #[command(flatten)]
     app: AppArgs,
 }
 
 impl AppArgs {
-    fn run(self, open: Option<String>) -> anyhow::Result<()> {
+    fn run(self, open: Option<String>, follow: bool) -> anyhow::Result<()> {
         crate::app::run(crate::app::AppOptions {
             open,
             session_dir: self.session,
+            follow,
             renderer: self.renderer,
             quit_after_first_map: self.quit_after_first_map,
         })
@@ -113,8 +119,8 @@ fn say(bar: &indicatif::ProgressBar, line: impl AsRef<str>) {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        None => cli.app.run(None),
-        Some(Command::Open(args)) => args.app.run(Some(args.path)),
+        None => cli.app.run(None, false),
+        Some(Command::Open(args)) => args.app.run(Some(args.path), args.follow),
         Some(Command::Info(args)) => info::run(args),
         Some(Command::Sample(args)) => sample::run(args),
         Some(Command::Labels(args)) => labels::run(args),

@@ -184,6 +184,14 @@ pub fn finished_cell(planned: &PlannedRun, dir: &Path) -> DataResult<Option<Swee
     }))
 }
 
+/// Whether two grid texts plan the same cells (rows, columns and run configurations).
+fn same_cells(a: &str, b: &str) -> bool {
+    match (SweepPlan::parse(a), SweepPlan::parse(b)) {
+        (Ok(a), Ok(b)) => a.rows == b.rows && a.columns == b.columns && a.runs == b.runs,
+        _ => false,
+    }
+}
+
 /// The grid a sweep directory was planned from: a copy kept in the directory, so `--status`,
 /// `--collect` and every cluster task read the same cells whatever happens to the original.
 pub const GRID_COPY: &str = "grid.toml";
@@ -198,7 +206,8 @@ pub fn keep_grid_copy(grid: &Path, out_dir: &Path) -> DataResult<PathBuf> {
         return Ok(copy);
     }
     match std::fs::read_to_string(&copy) {
-        Ok(kept) if SweepPlan::parse(&kept) == SweepPlan::parse(&text) => {}
+        // The same cells (the [slurm] table may change between submissions).
+        Ok(kept) if same_cells(&kept, &text) => {}
         Ok(_) => {
             return Err(DataError::new(
                 &copy,
@@ -315,4 +324,41 @@ fn cached_score(
     let json = serde_json::to_vec_pretty(&fresh)?;
     crate::atomic_file::write_atomic(&path, &json)?;
     Ok(fresh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GRID: &str = r#"
+[base]
+epochs = 2
+[[axis]]
+name = "latent size"
+key = "model.latent_dim"
+values = [4]
+[columns]
+baseline = { "loss.lambda_cluster" = 0.0 }
+"#;
+
+    #[test]
+    fn the_grid_copy_keeps_a_sweep_directory_to_one_set_of_cells() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("sweep");
+        let grid = dir.path().join("grid.toml");
+        std::fs::write(&grid, GRID).unwrap();
+        let copy = keep_grid_copy(&grid, &out).unwrap();
+        assert_eq!(std::fs::read_to_string(&copy).unwrap(), GRID);
+        // The copy itself, and the grid with other Slurm settings, are the same cells.
+        keep_grid_copy(&copy, &out).unwrap();
+        std::fs::write(&grid, format!("{GRID}\n[slurm]\ntime = \"1:00:00\"\n")).unwrap();
+        keep_grid_copy(&grid, &out).unwrap();
+        // Other cells are refused, naming the copy.
+        std::fs::write(&grid, GRID.replace("values = [4]", "values = [8]")).unwrap();
+        let error = keep_grid_copy(&grid, &out).unwrap_err().to_string();
+        assert!(
+            error.contains("grid.toml") && error.contains("new --out"),
+            "{error}"
+        );
+    }
 }

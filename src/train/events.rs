@@ -182,6 +182,9 @@ pub enum TrainEvent {
     },
     Paused,
     Resumed,
+    /// Something worth saying that is not an error of the run (a followed run's file that
+    /// cannot be read).
+    Notice(String),
     Finished(RunSummary),
     Stopped {
         epoch: usize,

@@ -26,6 +26,8 @@ pub enum JobKind {
     Suggest,
     /// Every member's latents (best checkpoint) for a map of the whole ensemble.
     FullMap,
+    /// The folder dialog for a run to follow.
+    PickRun,
 }
 
 impl JobKind {
@@ -41,6 +43,7 @@ impl JobKind {
             Self::Interpolate => "Interpolation",
             Self::Suggest => "Suggestions",
             Self::FullMap => "Full map",
+            Self::PickRun => "Follow a run",
         }
     }
 
@@ -57,6 +60,7 @@ impl JobKind {
             Self::Interpolate => "interpolate",
             Self::Suggest => "suggest",
             Self::FullMap => "full-map",
+            Self::PickRun => "pick-run",
         }
     }
 }
@@ -84,6 +88,8 @@ pub enum JobOutput {
     Suggestions(Vec<crate::classify::Suggestion>),
     /// Latents of every member, for the full map.
     AllLatents(crate::train::Latents),
+    /// The run directory the user picked to follow (`None`: the dialog was closed).
+    RunPicked(Option<std::path::PathBuf>),
 }
 
 pub struct JobTable {
@@ -153,7 +159,7 @@ impl JobTable {
     pub fn busy_with_tools(&self) -> bool {
         self.jobs
             .iter()
-            .any(|(k, _)| !matches!(k, JobKind::Open | JobKind::BackendProbe))
+            .any(|(k, _)| !matches!(k, JobKind::Open | JobKind::BackendProbe | JobKind::PickRun))
     }
 }
 

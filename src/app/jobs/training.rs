@@ -9,6 +9,7 @@ use crate::app::session::PastRun;
 use crate::app::worker::Waker;
 use crate::data::Ensemble;
 use crate::labels::LabelSnapshot;
+use crate::train::follow::RunFollower;
 use crate::train::{
     EpochSummary, EvalSubset, LossWeights, Losses, Reconstruction, TrainConfig, TrainEvent,
     Trainer, TrainerHandle,
@@ -71,11 +72,22 @@ pub struct TrainingHistory {
     pub reconstructions: Option<(usize, Vec<Reconstruction>)>,
 }
 
+/// Where a run's events come from.
+enum RunSource {
+    /// A trainer in this process.
+    Trainer(TrainerHandle),
+    /// Another process's run, read from its directory as it grows.
+    Follower(RunFollower),
+    /// A run of an earlier session, restored from its files: no events.
+    Files,
+}
+
 pub struct TrainingRun {
-    /// `None` for a run of an earlier session, restored from its files.
-    handle: Option<TrainerHandle>,
+    source: RunSource,
     /// Restored from the session's run directory, not trained in this app.
     pub restored: bool,
+    /// When the followed run's directory last gave news.
+    pub last_news: Option<Instant>,
     pub state: RunState,
     /// "NVIDIA H200 (Vulkan)" or "CPU (burn flex)", once the trainer has chosen.
     pub backend: Option<String>,
@@ -112,9 +124,27 @@ impl TrainingRun {
             source,
         })?;
         handle.on_event(move || waker.wake());
-        Ok(Self {
-            handle: Some(handle),
+        Ok(Self::new(RunSource::Trainer(handle), config.epochs))
+    }
+
+    /// Follows `run_dir`, which another process trains: its epochs, reconstructions and
+    /// latents arrive as they are written (members matched to `ensemble` by id).
+    pub fn follow(run_dir: PathBuf, ensemble: &Ensemble, waker: Waker) -> Result<Self, AppError> {
+        let ensemble = ensemble.clone();
+        let follower = RunFollower::spawn(run_dir, Box::new(move |id| ensemble.index_of(id)))
+            .map_err(|source| AppError::Thread {
+                name: "run follower".into(),
+                source,
+            })?;
+        follower.on_event(move || waker.wake());
+        Ok(Self::new(RunSource::Follower(follower), 0))
+    }
+
+    fn new(source: RunSource, epochs: usize) -> Self {
+        Self {
+            source,
             restored: false,
+            last_news: None,
             state: RunState::Starting,
             backend: None,
             history: TrainingHistory::default(),
@@ -122,12 +152,20 @@ impl TrainingRun {
             step_in_epoch: 0,
             steps_per_epoch: 0,
             first_epoch: 0,
-            epochs: config.epochs,
+            epochs,
             images_per_sec: None,
             checkpoint_written: false,
             started_at: None,
             backlog: false,
-        })
+        }
+    }
+
+    /// The directory of the run this app follows (trained by another process).
+    pub fn followed_dir(&self) -> Option<&std::path::Path> {
+        match &self.source {
+            RunSource::Follower(follower) => Some(follower.run_dir()),
+            _ => None,
+        }
     }
 
     /// The run an earlier session left in its run directory: its loss history, and
@@ -135,8 +173,9 @@ impl TrainingRun {
     pub fn restored(past: PastRun) -> Self {
         let done = past.epochs.len();
         Self {
-            handle: None,
+            source: RunSource::Files,
             restored: true,
+            last_news: None,
             state: match done >= past.planned_epochs {
                 true => RunState::Finished,
                 false => RunState::Stopped,
@@ -163,35 +202,52 @@ impl TrainingRun {
         self.history.epochs = earlier.epochs;
     }
 
+    /// The trainer in this process, if this run has one.
+    fn trainer(&self) -> Option<&TrainerHandle> {
+        match &self.source {
+            RunSource::Trainer(handle) => Some(handle),
+            _ => None,
+        }
+    }
+
     pub fn pause(&mut self) {
-        if let Some(handle) = &self.handle {
+        if let Some(handle) = self.trainer() {
             handle.pause();
         }
     }
 
     pub fn resume(&mut self) {
-        if let Some(handle) = &self.handle {
+        if let Some(handle) = self.trainer() {
             handle.resume();
         }
     }
 
+    /// Stops the trainer, or stops following (the other process trains on).
     pub fn stop(&mut self) {
+        if let RunSource::Follower(_) = self.source {
+            self.source = RunSource::Files;
+            if self.state.is_active() {
+                self.state = RunState::Stopped;
+            }
+            return;
+        }
         if self.state.is_active() {
             self.state = RunState::Stopping;
         }
-        if let Some(handle) = &self.handle {
+        if let Some(handle) = self.trainer() {
             handle.stop();
         }
     }
 
-    /// Where the label keeper pushes each new training snapshot (`None`: nothing trains).
+    /// Where the label keeper pushes each new training snapshot (`None`: nothing trains
+    /// here).
     pub fn label_sink(&self) -> Option<crate::app::label_keeper::LabelSink> {
-        let handle = self.handle.as_ref()?;
+        let handle = self.trainer()?;
         Some(Box::new(handle.label_sink()))
     }
 
     pub fn update_loss_weights(&self, weights: LossWeights) {
-        if let Some(handle) = &self.handle {
+        if let Some(handle) = self.trainer() {
             handle.update_loss_weights(weights);
         }
     }
@@ -199,15 +255,20 @@ impl TrainingRun {
     /// Reads at most `budget` pending events (so a flood never stalls a frame).
     pub fn pump(&mut self, budget: usize) -> Vec<TrainingUpdate> {
         let mut updates = Vec::new();
-        if self.handle.is_none() {
-            return updates;
-        }
         self.backlog = true;
         for _ in 0..budget {
-            let Some(Ok(event)) = self.handle.as_ref().map(|h| h.try_recv()) else {
+            let event = match &self.source {
+                RunSource::Trainer(handle) => handle.try_recv(),
+                RunSource::Follower(follower) => follower.try_recv(),
+                RunSource::Files => Err(crossbeam_channel::TryRecvError::Empty),
+            };
+            let Ok(event) = event else {
                 self.backlog = false;
                 break;
             };
+            if matches!(self.source, RunSource::Follower(_)) {
+                self.last_news = Some(Instant::now());
+            }
             self.absorb(event, &mut updates);
         }
         updates
@@ -265,7 +326,9 @@ impl TrainingRun {
                 self.history.reconstructions = Some((epoch, images));
             }
             TrainEvent::Latents(latents) => updates.push(TrainingUpdate::Latents(latents)),
-            TrainEvent::Recovered { message, .. } => updates.push(notice(message, false)),
+            TrainEvent::Recovered { message, .. } | TrainEvent::Notice(message) => {
+                updates.push(notice(message, false))
+            }
             TrainEvent::Paused => self.state = RunState::Paused,
             TrainEvent::Resumed => self.state = RunState::Running,
             TrainEvent::Finished(_) => self.state = RunState::Finished,

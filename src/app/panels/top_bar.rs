@@ -30,6 +30,16 @@ pub fn show(ui: &mut egui::Ui, state: &AppState, queue: &mut CommandQueue) {
         });
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
             if ui
+                .button("Follow a run…")
+                .on_hover_text(
+                    "Watch a run another process trains (sense train, a Slurm sweep cell) \
+                     on a filesystem this machine mounts",
+                )
+                .clicked()
+            {
+                queue.push(AppCommand::PickRunToFollow);
+            }
+            if ui
                 .button("Save session")
                 .on_hover_text(state.session.dir.display().to_string())
                 .clicked()

@@ -45,6 +45,44 @@ pub fn show(ui: &mut egui::Ui, state: &mut AppState, queue: &mut CommandQueue) {
     }
 }
 
+/// A run another process trains: where it is, how far, and when it last gave news.
+fn following(
+    ui: &mut egui::Ui,
+    run: &crate::app::jobs::training::TrainingRun,
+    dir: &std::path::Path,
+    queue: &mut CommandQueue,
+) {
+    ui.label(format!("Following {}", dir.display()))
+        .on_hover_text("A run another process trains (sense train, a Slurm sweep cell)");
+    let status = match &run.state {
+        RunState::Starting => "waiting for its first epoch…".to_string(),
+        RunState::Finished => format!("finished after {} epochs", run.epoch),
+        RunState::Stopped => format!("not followed any more (at epoch {})", run.epoch),
+        _ => format!("training: epoch {} of {}", run.epoch, run.epochs),
+    };
+    ui.label(status);
+    if run.epochs > 0 {
+        ui.add(egui::ProgressBar::new(run.progress()).text(format!(
+            "{:.0} % of the run{}",
+            run.progress() * 100.0,
+            run.images_per_sec
+                .map_or(String::new(), |rate| format!(" · {rate:.0} img/s"))
+        )));
+    }
+    if let Some(news) = run.last_news {
+        // The clock moves without events from the run.
+        ui.ctx()
+            .request_repaint_after(std::time::Duration::from_secs(1));
+        ui.weak(format!(
+            "last news {} ago",
+            format_duration(news.elapsed().as_secs())
+        ));
+    }
+    if run.state.is_active() && ui.button("Stop following").clicked() {
+        queue.push(AppCommand::StopTraining);
+    }
+}
+
 fn loss_weights(config: &TrainConfig) -> LossWeights {
     LossWeights {
         lambda_cluster: config.loss.lambda_cluster,
@@ -53,6 +91,11 @@ fn loss_weights(config: &TrainConfig) -> LossWeights {
 }
 
 fn controls(ui: &mut egui::Ui, ws: &Workspace, queue: &mut CommandQueue) {
+    if let Some(run) = ws.training.as_ref()
+        && let Some(dir) = run.followed_dir()
+    {
+        return following(ui, run, dir, queue);
+    }
     ui.horizontal(
         |ui| match ws.training.as_ref().filter(|t| t.state.is_active()) {
             None => {

@@ -27,6 +27,11 @@ impl Engine {
             // A fresh run: forget metrics of an earlier run in the same directory.
             files::truncate_metrics(&self.run_dir, 0)?;
             files::truncate_epoch_layouts(&self.run_dir, 0)?;
+            crate::train::live::clear(&self.run_dir)?;
+            let summary = self.run_dir.join(files::SUMMARY);
+            if summary.is_file() {
+                std::fs::remove_file(&summary).map_err(|e| DataError::io(&summary, e))?;
+            }
             let state = TrainerState {
                 epochs_done: 0,
                 global_step: 0,

@@ -99,6 +99,8 @@ impl Engine {
                 });
             }
         }
+        // For a process following the run (the app, watching a cluster job).
+        crate::train::live::write_reconstructions(&self.run_dir, epoch, &images)?;
         self.events
             .send(TrainEvent::Reconstructions { epoch, images });
         Ok(())
@@ -135,13 +137,15 @@ impl Engine {
             .iter()
             .map(|&m| self.ensemble.member_id(m))
             .collect();
-        self.events.send(TrainEvent::Latents(Latents {
+        let latents = Latents {
             epoch,
             members,
             ids: Arc::new(ids),
             dim: self.config.model.latent_dim,
             values,
-        }));
+        };
+        crate::train::live::write_latents(&self.run_dir, &latents)?;
+        self.events.send(TrainEvent::Latents(latents));
         Ok(())
     }
 }

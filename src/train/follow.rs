@@ -1,0 +1,411 @@
+//! Following a run that another process trains — `sense train` or a Slurm sweep cell writing
+//! to a filesystem this machine mounts — by reading its directory as it grows: the epochs in
+//! `metrics.jsonl`, the latest latents and reconstructions in `live/`, and `summary.json` at
+//! the end. What it reads arrives as the same [`TrainEvent`]s a trainer in this process
+//! sends, so every consumer of a run works on a followed one unchanged.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use super::events::{EventReceiver, EventSender, RunSummary, TrainEvent, event_channel};
+use super::{EpochSummary, live, run_dir};
+use crate::error::{DataError, DataResult};
+
+/// How often the directory is read while following.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Maps a member id of the run to the member index of the ensemble the reader serves.
+pub type MemberOf = Box<dyn Fn(&str) -> Option<usize> + Send>;
+
+/// What has been read of a run directory so far; [`poll`](Self::poll) reads what is new.
+pub struct RunReader {
+    run_dir: PathBuf,
+    member_of: MemberOf,
+    started: bool,
+    epochs_seen: usize,
+    finished: bool,
+    latents_stamp: Option<FileStamp>,
+    reconstructions_stamp: Option<FileStamp>,
+}
+
+/// A file's modification time and length: changed when the trainer replaced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp(SystemTime, u64);
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(FileStamp(meta.modified().ok()?, meta.len()))
+}
+
+impl RunReader {
+    pub fn new(run_dir: PathBuf, member_of: MemberOf) -> Self {
+        Self {
+            run_dir,
+            member_of,
+            started: false,
+            epochs_seen: 0,
+            finished: false,
+            latents_stamp: None,
+            reconstructions_stamp: None,
+        }
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// The events for what the directory gained since the last poll. A run that has not
+    /// written its configuration yet gives none.
+    pub fn poll(&mut self) -> DataResult<Vec<TrainEvent>> {
+        let mut events = Vec::new();
+        let config_path = self.run_dir.join(run_dir::CONFIG);
+        if !config_path.is_file() {
+            return Ok(events);
+        }
+        let epochs = complete_epochs(&self.run_dir)?;
+        if epochs.len() < self.epochs_seen {
+            // Truncated: the run was resumed from an earlier checkpoint or started afresh.
+            self.epochs_seen = epochs.len();
+        }
+        let new_epochs = epochs.len() > self.epochs_seen;
+        if !self.started || (self.finished && new_epochs) {
+            let planned = super::Trainer::load_config(&self.run_dir)?.epochs;
+            events.push(TrainEvent::Started {
+                train_members: 0,
+                val_members: 0,
+                eval_members: 0,
+                steps_per_epoch: 0,
+                first_epoch: self.epochs_seen,
+                epochs: planned.max(epochs.len()),
+            });
+            self.started = true;
+            self.finished = false;
+        }
+        events.extend(
+            epochs[self.epochs_seen..]
+                .iter()
+                .cloned()
+                .map(TrainEvent::Epoch),
+        );
+        self.epochs_seen = epochs.len();
+
+        let recon_stamp = stamp(&live::reconstructions_header(&self.run_dir));
+        if recon_stamp.is_some()
+            && recon_stamp != self.reconstructions_stamp
+            && let Some((epoch, mut images)) = live::read_reconstructions(&self.run_dir)?
+        {
+            images.retain_mut(|image| match (self.member_of)(&image.id) {
+                Some(member) => {
+                    image.member = member;
+                    true
+                }
+                None => false,
+            });
+            events.push(TrainEvent::Reconstructions { epoch, images });
+            self.reconstructions_stamp = recon_stamp;
+        }
+        let latents_stamp = stamp(&live::latents_header(&self.run_dir));
+        if latents_stamp.is_some()
+            && latents_stamp != self.latents_stamp
+            && let Some(latents) = live::read_latents(&self.run_dir)?
+        {
+            events.push(TrainEvent::Latents(self.remap(latents)));
+            self.latents_stamp = latents_stamp;
+        }
+
+        let summary_path = self.run_dir.join(run_dir::SUMMARY);
+        if !self.finished && summary_path.is_file() {
+            let summary: RunSummary = run_dir::read_json(&summary_path)?;
+            if summary.epochs >= self.epochs_seen {
+                events.push(TrainEvent::Backend {
+                    kind: summary.backend_kind,
+                    name: summary.backend.clone(),
+                    fallback_reason: None,
+                });
+                events.push(TrainEvent::Finished(summary));
+                self.finished = true;
+            }
+        }
+        Ok(events)
+    }
+
+    /// The run's latents with this ensemble's member indices; rows of members it does not
+    /// have are left out.
+    fn remap(&self, latents: super::Latents) -> super::Latents {
+        let dim = latents.dim;
+        let mut members = Vec::with_capacity(latents.members.len());
+        let mut ids = Vec::with_capacity(latents.members.len());
+        let mut values = Vec::with_capacity(latents.values.len());
+        for (row, id) in latents.ids.iter().enumerate() {
+            if let Some(member) = (self.member_of)(id) {
+                members.push(member);
+                ids.push(id.clone());
+                values.extend_from_slice(&latents.values[row * dim..(row + 1) * dim]);
+            }
+        }
+        super::Latents {
+            epoch: latents.epoch,
+            members,
+            ids: Arc::new(ids),
+            dim,
+            values,
+        }
+    }
+}
+
+/// The epochs of `metrics.jsonl` whose lines are complete (the writer may be mid-line).
+fn complete_epochs(run_dir: &Path) -> DataResult<Vec<EpochSummary>> {
+    let path = run_dir.join(run_dir::METRICS);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(DataError::io(&path, e)),
+    };
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..end],
+        None => return Ok(Vec::new()),
+    };
+    complete
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .enumerate()
+        .map(|(n, line)| {
+            serde_json::from_str(line)
+                .map_err(|e| DataError::new(&path, format!("line {}: {e}", n + 1)))
+        })
+        .collect()
+}
+
+/// A [`RunReader`] on its own thread, polling every [`POLL_INTERVAL`] until dropped.
+pub struct RunFollower {
+    events: EventReceiver,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    run_dir: PathBuf,
+}
+
+impl RunFollower {
+    pub fn spawn(run_dir: PathBuf, member_of: MemberOf) -> std::io::Result<Self> {
+        let (sender, events) = event_channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut reader = RunReader::new(run_dir.clone(), member_of);
+        let thread = std::thread::Builder::new()
+            .name("sense-follow-run".into())
+            .spawn({
+                let stop = stop.clone();
+                move || follow(&mut reader, &sender, &stop)
+            })?;
+        Ok(Self {
+            events,
+            stop,
+            thread: Some(thread),
+            run_dir,
+        })
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// `wake` runs on the follower's thread after each event (see [`EventReceiver::on_event`]).
+    pub fn on_event(&self, wake: impl Fn() + Send + Sync + 'static) {
+        self.events.on_event(wake);
+    }
+
+    pub fn try_recv(&self) -> Result<TrainEvent, crossbeam_channel::TryRecvError> {
+        self.events.try_recv()
+    }
+}
+
+fn follow(reader: &mut RunReader, sender: &EventSender, stop: &AtomicBool) {
+    let mut reported_error = None;
+    while !stop.load(Ordering::Acquire) {
+        match reader.poll() {
+            Ok(events) => {
+                reported_error = None;
+                for event in events {
+                    sender.send(event);
+                }
+            }
+            // A file caught mid-replacement reads fine next time; a lasting error is said
+            // once (as a notice: the run itself may be fine).
+            Err(e) => {
+                let message = e.to_string();
+                if reported_error.as_ref() != Some(&message) {
+                    sender.send(TrainEvent::Notice(format!(
+                        "Following {}: {message}",
+                        reader.run_dir().display()
+                    )));
+                    reported_error = Some(message);
+                }
+            }
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+impl Drop for RunFollower {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::{BackendKind, Latents, Losses, TermWeights, TrainConfig};
+    use std::io::Write;
+
+    fn epoch(epoch: usize) -> EpochSummary {
+        EpochSummary {
+            epoch,
+            train: Losses::default(),
+            val: None,
+            val_psnr_db: None,
+            val_ssim: None,
+            images_per_sec: 100.0,
+            learning_rate: 1e-3,
+            weights: TermWeights {
+                reconstruction: 1.0,
+                kl: 0.0,
+                label: 1.0,
+                lambda_cluster: 0.2,
+                lambda_contrastive: 0.0,
+            },
+            labelled_members: 0,
+            best: false,
+            elapsed_secs: 1.0,
+        }
+    }
+
+    fn append(dir: &Path, text: &str) {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(run_dir::METRICS))
+            .unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn kinds(events: &[TrainEvent]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                TrainEvent::Started { epochs, .. } => format!("started/{epochs}"),
+                TrainEvent::Epoch(summary) => format!("epoch {}", summary.epoch),
+                TrainEvent::Latents(l) => format!("latents {} {:?}", l.epoch, l.members),
+                TrainEvent::Backend { .. } => "backend".into(),
+                TrainEvent::Finished(_) => "finished".into(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_reader_turns_a_growing_run_directory_into_train_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path();
+        // The ensemble it serves has the run's members in another order, and not "gone".
+        let mut reader = RunReader::new(
+            run.to_path_buf(),
+            Box::new(|id: &str| match id {
+                "a" => Some(1),
+                "b" => Some(0),
+                _ => None,
+            }),
+        );
+        assert!(
+            reader.poll().unwrap().is_empty(),
+            "nothing before config.toml"
+        );
+
+        let config = TrainConfig {
+            epochs: 3,
+            ..TrainConfig::default()
+        };
+        std::fs::write(run.join(run_dir::CONFIG), config.to_toml()).unwrap();
+        let line = |e: usize| serde_json::to_string(&epoch(e)).unwrap() + "\n";
+        append(run, &line(0));
+        // The writer is half-way through the next line.
+        let second = line(1);
+        append(run, &second[..10]);
+        assert_eq!(kinds(&reader.poll().unwrap()), ["started/3", "epoch 0"]);
+        assert!(reader.poll().unwrap().is_empty());
+
+        append(run, &second[10..]);
+        live::write_latents(
+            run,
+            &Latents {
+                epoch: 1,
+                members: vec![0, 1, 2],
+                ids: Arc::new(vec!["a".into(), "b".into(), "gone".into()]),
+                dim: 2,
+                values: vec![1.0, 1.0, 2.0, 2.0, 3.0, 3.0],
+            },
+        )
+        .unwrap();
+        let events = reader.poll().unwrap();
+        assert_eq!(kinds(&events), ["epoch 1", "latents 1 [1, 0]"]);
+        let TrainEvent::Latents(latents) = &events[1] else {
+            unreachable!()
+        };
+        assert_eq!(latents.values, [1.0, 1.0, 2.0, 2.0]);
+
+        append(run, &line(2));
+        let summary = RunSummary {
+            backend: "CPU (burn flex)".into(),
+            backend_kind: BackendKind::Cpu,
+            epochs: 3,
+            steps: 30,
+            final_train_loss: 0.5,
+            final_val_loss: None,
+            val_mse: None,
+            baseline_val_mse: None,
+            val_psnr: None,
+            val_ssim: None,
+            images_per_sec: 100.0,
+            best_epoch: None,
+            best_val_loss: None,
+            stopped_early: false,
+            train_members: 10,
+            val_members: 0,
+            latent_dim: 2,
+        };
+        run_dir::write_json(&run.join(run_dir::SUMMARY), &summary).unwrap();
+        assert_eq!(
+            kinds(&reader.poll().unwrap()),
+            ["epoch 2", "backend", "finished"]
+        );
+        assert!(reader.poll().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_follower_thread_delivers_the_events_and_stops_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = TrainConfig {
+            epochs: 1,
+            ..TrainConfig::default()
+        };
+        std::fs::write(dir.path().join(run_dir::CONFIG), config.to_toml()).unwrap();
+        append(
+            dir.path(),
+            &(serde_json::to_string(&epoch(0)).unwrap() + "\n"),
+        );
+        let follower = RunFollower::spawn(dir.path().to_path_buf(), Box::new(|_| None)).unwrap();
+        let start = std::time::Instant::now();
+        let mut seen = Vec::new();
+        while seen.len() < 2 && start.elapsed() < Duration::from_secs(10) {
+            match follower.try_recv() {
+                Ok(event) => seen.push(event),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        assert_eq!(kinds(&seen), ["started/1", "epoch 0"]);
+        drop(follower);
+    }
+}

@@ -1,0 +1,267 @@
+//! The latest epoch's latents and reconstructions, kept in the run directory as the trainer
+//! makes them, so another process — the app following a run that trains on a cluster — sees
+//! what the trainer's own events show.
+//!
+//! ```text
+//! RUN_DIR/live/latents.npy            f32 rows × dim
+//! RUN_DIR/live/latents.json           {epoch, dim, members, ids}
+//! RUN_DIR/live/reconstructions.npy    f32 rows × 2·C·H·W: original, then reconstruction
+//! RUN_DIR/live/reconstructions.json   {epoch, shape, members, ids}
+//! ```
+//!
+//! Each file is replaced atomically, the `.npy` before its `.json`. A reader takes the
+//! `.json`, the `.npy`, then the `.json` again, and keeps what it read only when both
+//! `.json` reads name the same epoch and the row counts agree.
+
+use ndarray::ArrayView2;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::events::{Latents, Reconstruction};
+use super::run_dir::read_json;
+use crate::atomic_file::write_atomic;
+use crate::data::matrix::{read_npy_matrix, write_npy_matrix};
+use crate::error::{DataError, DataResult};
+
+pub const LIVE: &str = "live";
+const LATENTS: &str = "latents";
+const RECONSTRUCTIONS: &str = "reconstructions";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct LatentsHeader {
+    epoch: usize,
+    dim: usize,
+    members: Vec<usize>,
+    ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ReconstructionsHeader {
+    epoch: usize,
+    /// `[channels, height, width]`.
+    shape: [usize; 3],
+    members: Vec<usize>,
+    ids: Vec<String>,
+}
+
+fn paths(run_dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let dir = run_dir.join(LIVE);
+    (
+        dir.join(format!("{name}.npy")),
+        dir.join(format!("{name}.json")),
+    )
+}
+
+/// Compact JSON (the id lists are long), replaced atomically.
+fn write_json(path: &Path, value: &impl Serialize) -> DataResult<()> {
+    let bytes = serde_json::to_vec(value).map_err(|e| DataError::new(path, e.to_string()))?;
+    write_atomic(path, &bytes)
+}
+
+/// Removes the live files of an earlier run (a fresh run in the same directory).
+pub fn clear(run_dir: &Path) -> DataResult<()> {
+    let dir = run_dir.join(LIVE);
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DataError::io(&dir, e)),
+        _ => Ok(()),
+    }
+}
+
+fn create_dir(run_dir: &Path) -> DataResult<()> {
+    let dir = run_dir.join(LIVE);
+    std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, e))
+}
+
+pub fn write_latents(run_dir: &Path, latents: &Latents) -> DataResult<()> {
+    create_dir(run_dir)?;
+    let (npy, json) = paths(run_dir, LATENTS);
+    let values = ArrayView2::from_shape((latents.members.len(), latents.dim), &latents.values)
+        .map_err(|e| DataError::new(&npy, e.to_string()))?;
+    write_npy_matrix(&npy, values)?;
+    write_json(
+        &json,
+        &LatentsHeader {
+            epoch: latents.epoch,
+            dim: latents.dim,
+            members: latents.members.clone(),
+            ids: latents.ids.to_vec(),
+        },
+    )
+}
+
+pub fn write_reconstructions(
+    run_dir: &Path,
+    epoch: usize,
+    images: &[Reconstruction],
+) -> DataResult<()> {
+    let Some(first) = images.first() else {
+        return Ok(());
+    };
+    create_dir(run_dir)?;
+    let (npy, json) = paths(run_dir, RECONSTRUCTIONS);
+    let pixels = first.original.len();
+    let mut values = Vec::with_capacity(images.len() * 2 * pixels);
+    for image in images {
+        values.extend_from_slice(&image.original);
+        values.extend_from_slice(&image.reconstruction);
+    }
+    let matrix = ArrayView2::from_shape((images.len(), 2 * pixels), &values)
+        .map_err(|e| DataError::new(&npy, e.to_string()))?;
+    write_npy_matrix(&npy, matrix)?;
+    write_json(
+        &json,
+        &ReconstructionsHeader {
+            epoch,
+            shape: first.shape,
+            members: images.iter().map(|i| i.member).collect(),
+            ids: images.iter().map(|i| i.id.clone()).collect(),
+        },
+    )
+}
+
+/// The header of the live latents: it changes whenever the trainer writes new ones.
+pub fn latents_header(run_dir: &Path) -> PathBuf {
+    paths(run_dir, LATENTS).1
+}
+
+/// The header of the live reconstructions.
+pub fn reconstructions_header(run_dir: &Path) -> PathBuf {
+    paths(run_dir, RECONSTRUCTIONS).1
+}
+
+/// The live latents; `Ok(None)` when there are none yet or the trainer replaced them while
+/// they were read (read again later).
+pub fn read_latents(run_dir: &Path) -> DataResult<Option<Latents>> {
+    let (npy, json) = paths(run_dir, LATENTS);
+    let Some((header, values)) = read_consistent::<LatentsHeader>(&npy, &json, |h| h.epoch)? else {
+        return Ok(None);
+    };
+    if values.dim() != (header.members.len(), header.dim)
+        || header.ids.len() != header.members.len()
+    {
+        return Err(DataError::new(
+            &npy,
+            format!(
+                "{} × {} latents for {} members of dimension {}",
+                values.nrows(),
+                values.ncols(),
+                header.members.len(),
+                header.dim
+            ),
+        ));
+    }
+    Ok(Some(Latents {
+        epoch: header.epoch,
+        members: header.members,
+        ids: Arc::new(header.ids),
+        dim: header.dim,
+        values: values.into_raw_vec_and_offset().0,
+    }))
+}
+
+pub fn read_reconstructions(run_dir: &Path) -> DataResult<Option<(usize, Vec<Reconstruction>)>> {
+    let (npy, json) = paths(run_dir, RECONSTRUCTIONS);
+    let Some((header, values)) =
+        read_consistent::<ReconstructionsHeader>(&npy, &json, |h| h.epoch)?
+    else {
+        return Ok(None);
+    };
+    let pixels = header.shape.iter().product::<usize>();
+    if values.dim() != (header.members.len(), 2 * pixels)
+        || header.ids.len() != header.members.len()
+    {
+        return Err(DataError::new(
+            &npy,
+            format!(
+                "{} × {} values for {} reconstructions of {:?}",
+                values.nrows(),
+                values.ncols(),
+                header.members.len(),
+                header.shape
+            ),
+        ));
+    }
+    let images = values
+        .rows()
+        .into_iter()
+        .zip(header.members.iter().zip(&header.ids))
+        .map(|(row, (&member, id))| {
+            let row = row.to_vec();
+            Reconstruction {
+                member,
+                id: id.clone(),
+                shape: header.shape,
+                original: row[..pixels].to_vec(),
+                reconstruction: row[pixels..].to_vec(),
+            }
+        })
+        .collect();
+    Ok(Some((header.epoch, images)))
+}
+
+/// `json`, `npy`, `json` again: the pair when both header reads agree.
+fn read_consistent<H: for<'de> Deserialize<'de>>(
+    npy: &Path,
+    json: &Path,
+    epoch: impl Fn(&H) -> usize,
+) -> DataResult<Option<(H, ndarray::Array2<f32>)>> {
+    if !json.is_file() {
+        return Ok(None);
+    }
+    let before: H = read_json(json)?;
+    let values = read_npy_matrix(npy)?;
+    let after: H = read_json(json)?;
+    Ok((epoch(&before) == epoch(&after)).then_some((after, values)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_latents_and_reconstructions_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_latents(dir.path()).unwrap(), None);
+        let latents = Latents {
+            epoch: 3,
+            members: vec![4, 9],
+            ids: Arc::new(vec!["a".into(), "b".into()]),
+            dim: 3,
+            values: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        };
+        write_latents(dir.path(), &latents).unwrap();
+        assert_eq!(read_latents(dir.path()).unwrap(), Some(latents));
+
+        let images = vec![Reconstruction {
+            member: 9,
+            id: "b".into(),
+            shape: [1, 2, 2],
+            original: vec![0.0, 1.0, 2.0, 3.0],
+            reconstruction: vec![0.5, 1.5, 2.5, 3.5],
+        }];
+        write_reconstructions(dir.path(), 3, &images).unwrap();
+        assert_eq!(read_reconstructions(dir.path()).unwrap(), Some((3, images)));
+    }
+
+    #[test]
+    fn a_header_that_disagrees_with_its_values_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let latents = Latents {
+            epoch: 0,
+            members: vec![0, 1],
+            ids: Arc::new(vec!["a".into(), "b".into()]),
+            dim: 2,
+            values: vec![0.0; 4],
+        };
+        write_latents(dir.path(), &latents).unwrap();
+        let (_, json) = paths(dir.path(), LATENTS);
+        std::fs::write(
+            &json,
+            r#"{"epoch":0,"dim":2,"members":[0,1,2],"ids":["a","b","c"]}"#,
+        )
+        .unwrap();
+        let error = read_latents(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("latents.npy"), "{error}");
+    }
+}
