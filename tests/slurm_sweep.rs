@@ -183,17 +183,20 @@ fn a_grid_runs_as_a_slurm_job_array_survives_a_cancel_and_matches_the_local_swee
     );
 
     // Only the cancelled cell goes back; it resumes from its checkpoint and finishes.
-    let finished_before = [
-        "r00-base/baseline",
-        "r01-latent_size=4/baseline",
-        "r01-latent_size=4/clustering",
-    ]
-    .map(|run| {
-        std::fs::metadata(out.join(run).join("summary.json"))
-            .unwrap()
-            .modified()
-            .unwrap()
-    });
+    let summaries_written = || {
+        [
+            "r00-base/baseline",
+            "r01-latent_size=4/baseline",
+            "r01-latent_size=4/clustering",
+        ]
+        .map(|run| {
+            std::fs::metadata(out.join(run).join("summary.json"))
+                .unwrap()
+                .modified()
+                .unwrap()
+        })
+    };
+    let finished_before = summaries_written();
     let resubmitted = succeed(&["sweep", "--resubmit-failed", &out_arg]);
     assert!(
         resubmitted.contains("1 of 4 cells (array tasks 1)"),
@@ -214,17 +217,7 @@ fn a_grid_runs_as_a_slurm_job_array_survives_a_cancel_and_matches_the_local_swee
 
     // Nothing trains twice: the finished cells were not touched, and submitting the sweep
     // again submits nothing.
-    let finished_after = [
-        "r00-base/baseline",
-        "r01-latent_size=4/baseline",
-        "r01-latent_size=4/clustering",
-    ]
-    .map(|run| {
-        std::fs::metadata(out.join(run).join("summary.json"))
-            .unwrap()
-            .modified()
-            .unwrap()
-    });
+    let finished_after = summaries_written();
     assert_eq!(finished_before, finished_after);
     for cell in [0, 2, 3] {
         let log = std::fs::read_to_string(out.join(format!("slurm/logs/cell-{cell}.out"))).unwrap();

@@ -148,13 +148,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     };
     let plan = load_plan(&args, grid)?;
     if args.dry_run {
-        eprintln!(
-            "{} rows × {} columns = {} runs in {}",
-            plan.rows.len(),
-            plan.columns.len(),
-            plan.runs.len(),
-            out.display()
-        );
+        describe(&plan, out);
         for (index, run) in plan.runs.iter().enumerate() {
             println!(
                 "{index:>3}  {}  ({} epochs)",
@@ -170,6 +164,16 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         (None, Engine::Local) => train_locally(&args, &plan, &record, out),
         (None, Engine::Slurm) => submit_to_slurm(&args, &plan, &record, &grid_copy, out),
     }
+}
+
+fn describe(plan: &SweepPlan, out: &Path) {
+    eprintln!(
+        "{} rows × {} columns = {} runs in {}",
+        plan.rows.len(),
+        plan.columns.len(),
+        plan.runs.len(),
+        out.display()
+    );
 }
 
 /// The grid with the command line's overrides.
@@ -209,13 +213,7 @@ fn train_locally(
     record: &DatasetRecord,
     out: &Path,
 ) -> anyhow::Result<()> {
-    eprintln!(
-        "{} rows × {} columns = {} runs in {}",
-        plan.rows.len(),
-        plan.columns.len(),
-        plan.runs.len(),
-        out.display()
-    );
+    describe(plan, out);
     let (ensemble, labels) =
         open_training_data(&record.data, record.labels.as_deref(), NanPolicy::Reject)?;
     let bar = match args.quiet {
