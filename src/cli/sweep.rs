@@ -71,21 +71,22 @@ pub struct SweepArgs {
     )]
     pub slurm: SlurmArgs,
     /// Show each cell of a Slurm sweep in DIR: pending, running, done or failed.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["data", "grid", "out", "collect", "resubmit_failed", "cell"])]
+    #[arg(long, value_name = "DIR", help_heading = "A sweep directory", conflicts_with_all = ["data", "grid", "out", "collect", "resubmit_failed", "cell"])]
     pub status: Option<PathBuf>,
     /// Submit again the cells of the Slurm sweep in DIR that failed or were cancelled.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["data", "grid", "out", "collect", "cell"])]
+    #[arg(long, value_name = "DIR", help_heading = "A sweep directory", conflicts_with_all = ["data", "grid", "out", "collect", "cell"])]
     pub resubmit_failed: Option<PathBuf>,
     /// Write DIR/table.md and table.csv from the cells that have finished so far.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["data", "grid", "out", "cell"])]
+    #[arg(long, value_name = "DIR", help_heading = "A sweep directory", conflicts_with_all = ["data", "grid", "out", "cell"])]
     pub collect: Option<PathBuf>,
     /// Train and score only the cell with this index (what each Slurm array task runs).
-    #[arg(long, value_name = "INDEX")]
+    #[arg(long, value_name = "INDEX", help_heading = "A sweep directory")]
     pub cell: Option<usize>,
 }
 
 #[derive(Args, Debug, Default)]
 pub struct SlurmArgs {
+    /// Partition (queue) the cells run in.
     #[arg(long)]
     pub partition: Option<String>,
     /// Wall-clock limit per cell (`2:00:00`).
@@ -94,11 +95,13 @@ pub struct SlurmArgs {
     /// GPUs per cell.
     #[arg(long)]
     pub gpus: Option<u32>,
+    /// CPU cores per cell (also the cell's thread count).
     #[arg(long)]
     pub cpus_per_task: Option<u32>,
     /// Memory per cell (`16G`).
     #[arg(long)]
     pub mem: Option<String>,
+    /// Account charged for the cells.
     #[arg(long)]
     pub account: Option<String>,
     /// At most this many cells at once.
