@@ -736,10 +736,12 @@ fn an_external_run_is_followed_as_it_trains_and_relabels_reach_its_label_store()
         command
     };
     const EPOCHS: usize = 80;
+    let trainer_log = tmp.path().join("train.log");
     let mut trainer = train(&EPOCHS.to_string(), false)
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&trainer_log).unwrap())
         .spawn()
         .unwrap();
+    let trainer_said = || std::fs::read_to_string(&trainer_log).unwrap_or_default();
     let minute = Duration::from_secs(60);
     let start = Instant::now();
     while !run.join("dataset.json").is_file() {
@@ -747,8 +749,11 @@ fn an_external_run_is_followed_as_it_trains_and_relabels_reach_its_label_store()
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    // Start on another session, then follow the run (what "Follow a run…" does).
-    let session = session_in(tmp.path());
+    // Start on another session (its own data: rewriting the run's data under the trainer
+    // would pull its memory map away), then follow the run (what "Follow a run…" does).
+    let first = tmp.path().join("first");
+    std::fs::create_dir_all(&first).unwrap();
+    let session = session_in(&first);
     let mut harness = harness(session);
     step_until(&mut harness, "the first session", 2 * minute, |app| {
         app.is_ready()
@@ -763,12 +768,22 @@ fn an_external_run_is_followed_as_it_trains_and_relabels_reach_its_label_store()
         harness.state().followed_run().as_deref(),
         Some(run.as_path())
     );
-    step_until(
-        &mut harness,
-        "the first followed epoch",
-        2 * minute,
-        |app| app.loss_points() > 0,
-    );
+    let waiting = Instant::now();
+    while harness.state().loss_points() == 0 {
+        let listing: Vec<_> = std::fs::read_dir(&run)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            waiting.elapsed() < 2 * minute,
+            "no followed epoch; the run holds {listing:?}; sense train: {:?} {}; notices: {:?}",
+            trainer.try_wait(),
+            trainer_said(),
+            harness.state().notices()
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let seen_while_training = harness.state().loss_points();
     assert!(
         trainer.try_wait().unwrap().is_none(),
@@ -780,7 +795,7 @@ fn an_external_run_is_followed_as_it_trains_and_relabels_reach_its_label_store()
     step_until(&mut harness, "every epoch of the run", 3 * minute, |app| {
         app.loss_points() == EPOCHS && app.map_epoch() == Some(EPOCHS - 1) && app.is_settled()
     });
-    assert!(trainer.wait().unwrap().success());
+    assert!(trainer.wait().unwrap().success(), "{}", trainer_said());
     step_until(&mut harness, "the run's end", minute, |app| {
         app.reconstructions_epoch() == Some(EPOCHS - 1) && !app.is_training()
     });

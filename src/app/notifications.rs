@@ -54,6 +54,11 @@ impl Notifications {
             .map(|n| n.text.as_str())
     }
 
+    /// Every message still kept, errors and information alike.
+    pub fn texts(&self) -> impl Iterator<Item = &str> {
+        self.items.iter().map(|n| n.text.as_str())
+    }
+
     /// Draws the messages above the bottom panel, over the map, each with a dismiss button.
     pub fn show(&mut self, ctx: &egui::Context) {
         self.items

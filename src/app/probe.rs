@@ -195,6 +195,15 @@ impl SenseApp {
         }
     }
 
+    /// Every message on screen (information included).
+    pub fn notices(&self) -> Vec<String> {
+        self.state()
+            .notifications
+            .texts()
+            .map(str::to_string)
+            .collect()
+    }
+
     pub fn errors(&self) -> Vec<String> {
         self.state()
             .notifications
