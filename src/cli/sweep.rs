@@ -419,6 +419,12 @@ fn show_status(dir: &Path) -> anyhow::Result<()> {
             _ => format!(" (`sense sweep --resubmit-failed {}`)", dir.display()),
         }
     );
+    if let Some(running) = statuses.iter().find(|s| s.state == CellState::Running) {
+        println!(
+            "watch a cell train: sense open {} --follow",
+            dir.join(&running.dir_name).display()
+        );
+    }
     Ok(())
 }
 

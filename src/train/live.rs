@@ -120,6 +120,84 @@ pub fn write_reconstructions(
     )
 }
 
+/// Writes the live files on a thread of its own, so the trainer does not wait for the disk
+/// (0.27 s an epoch for 50,000 × 256 latents on our 2-core machine). Only the newest of each
+/// kind waiting is written: a slow disk skips epochs, it never queues them up.
+pub struct LiveWriter {
+    updates: Option<crossbeam_channel::Sender<LiveUpdate>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+enum LiveUpdate {
+    Latents(Latents),
+    Reconstructions(usize, Vec<Reconstruction>),
+}
+
+impl LiveWriter {
+    /// `on_error` is told of a failed write (the run goes on; the next epoch writes again).
+    pub fn spawn(
+        run_dir: PathBuf,
+        on_error: impl Fn(String) + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let (updates, receiver) = crossbeam_channel::unbounded::<LiveUpdate>();
+        let thread = std::thread::Builder::new()
+            .name("sense-live-files".into())
+            .spawn(move || {
+                while let Ok(first) = receiver.recv() {
+                    let (mut latents, mut reconstructions) = (None, None);
+                    for update in std::iter::once(first).chain(receiver.try_iter()) {
+                        match update {
+                            LiveUpdate::Latents(l) => latents = Some(l),
+                            LiveUpdate::Reconstructions(e, r) => reconstructions = Some((e, r)),
+                        }
+                    }
+                    let written = reconstructions
+                        .map_or(Ok(()), |(epoch, images)| {
+                            write_reconstructions(&run_dir, epoch, &images)
+                        })
+                        .and(latents.map_or(Ok(()), |l| write_latents(&run_dir, &l)));
+                    if let Err(e) = written {
+                        on_error(format!("the live files were not written: {e}"));
+                    }
+                }
+            })?;
+        Ok(Self {
+            updates: Some(updates),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn latents(&self, latents: Latents) {
+        self.send(LiveUpdate::Latents(latents));
+    }
+
+    pub fn reconstructions(&self, epoch: usize, images: Vec<Reconstruction>) {
+        self.send(LiveUpdate::Reconstructions(epoch, images));
+    }
+
+    fn send(&self, update: LiveUpdate) {
+        if let Some(updates) = &self.updates {
+            // The writer thread only ends when this sender is dropped.
+            let _ = updates.send(update);
+        }
+    }
+
+    /// Waits until everything sent is on disk (before the run reports its end, so a follower
+    /// that sees `summary.json` also finds the last epoch's files).
+    pub fn finish(&mut self) {
+        self.updates = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for LiveWriter {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 /// The header of the live latents: it changes whenever the trainer writes new ones.
 pub fn latents_header(run_dir: &Path) -> PathBuf {
     paths(run_dir, LATENTS).1
@@ -242,6 +320,47 @@ mod tests {
         }];
         write_reconstructions(dir.path(), 3, &images).unwrap();
         assert_eq!(read_reconstructions(dir.path()).unwrap(), Some((3, images)));
+    }
+
+    #[test]
+    fn the_writer_thread_leaves_the_newest_files_once_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut writer = LiveWriter::spawn(dir.path().to_path_buf(), {
+            let errors = errors.clone();
+            move |e| errors.lock().unwrap().push(e)
+        })
+        .unwrap();
+        for epoch in 0..5 {
+            writer.latents(Latents {
+                epoch,
+                members: vec![0],
+                ids: Arc::new(vec!["a".into()]),
+                dim: 1,
+                values: vec![epoch as f32],
+            });
+        }
+        writer.finish();
+        let last = read_latents(dir.path()).unwrap().unwrap();
+        assert_eq!((last.epoch, last.values.as_slice()), (4, [4.0].as_slice()));
+        assert!(errors.lock().unwrap().is_empty());
+
+        // A write that fails is reported, and the writer goes on.
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, "x").unwrap();
+        let mut writer = LiveWriter::spawn(file, {
+            let errors = errors.clone();
+            move |e| errors.lock().unwrap().push(e)
+        })
+        .unwrap();
+        writer.latents(last.clone());
+        writer.latents(last);
+        writer.finish();
+        let errors = errors.lock().unwrap();
+        assert!(
+            !errors.is_empty() && errors[0].contains("not-a-dir"),
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -100,7 +100,9 @@ impl Engine {
             }
         }
         // For a process following the run (the app, watching a cluster job).
-        crate::train::live::write_reconstructions(&self.run_dir, epoch, &images)?;
+        if let Some(live) = &self.live {
+            live.reconstructions(epoch, images.clone());
+        }
         self.events
             .send(TrainEvent::Reconstructions { epoch, images });
         Ok(())
@@ -144,7 +146,9 @@ impl Engine {
             dim: self.config.model.latent_dim,
             values,
         };
-        crate::train::live::write_latents(&self.run_dir, &latents)?;
+        if let Some(live) = &self.live {
+            live.latents(latents.clone());
+        }
         self.events.send(TrainEvent::Latents(latents));
         Ok(())
     }

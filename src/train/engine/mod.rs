@@ -81,6 +81,9 @@ pub(crate) struct Engine {
     pending_weights: Option<LossWeights>,
     /// Step attempts over the run, repeated steps included (fault injection counts these).
     attempts: u64,
+    /// The latest latents and reconstructions into `RUN_DIR/live/`, for a process following
+    /// the run (`None` when its thread could not start: nothing else depends on it).
+    live: Option<crate::train::live::LiveWriter>,
 }
 
 impl Engine {
@@ -95,7 +98,15 @@ impl Engine {
         commands: Receiver<Command>,
         stop: Arc<AtomicBool>,
     ) -> Self {
+        let live = {
+            let events = events.clone();
+            crate::train::live::LiveWriter::spawn(run_dir.clone(), move |message| {
+                events.send(TrainEvent::Notice(message))
+            })
+            .ok()
+        };
         Self {
+            live,
             objective: Objective::new(&config),
             config,
             ensemble,
@@ -125,6 +136,9 @@ impl Engine {
             Err(Halt::Stop) => self.stopped_event(),
             Err(Halt::Error(message)) => TrainEvent::Error(message),
         };
+        if let Some(live) = self.live.as_mut() {
+            live.finish();
+        }
         self.events.send(event);
     }
 
