@@ -137,7 +137,12 @@ impl eframe::App for SenseApp {
             egui::Panel::right("inspector")
                 .resizable(true)
                 .default_size(340.0)
-                .show(ui, |ui| panels::inspector::show(ui, state, queue));
+                .show(ui, |ui| {
+                    // Keep the panel's width: egui shrinks a panel to its contents otherwise,
+                    // by how many frames its wrapped text has had (a layout that varied).
+                    ui.set_min_width(ui.available_width());
+                    panels::inspector::show(ui, state, queue)
+                });
             // Tall enough for a 200 px loss plot at 1440 x 900; the user's size persists
             // (egui memory, saved by eframe).
             // "-v2": sizes saved before the panel filled its height were content-sized (tiny).
