@@ -134,7 +134,8 @@ impl eframe::App for SenseApp {
                         panels::training::show(ui, state, queue);
                     });
                 });
-            egui::Panel::right("inspector")
+            // "-v2": widths saved before the panel kept its width were content-sized (narrow).
+            egui::Panel::right("inspector-v2")
                 .resizable(true)
                 .default_size(340.0)
                 .show(ui, |ui| {
