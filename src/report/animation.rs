@@ -422,44 +422,22 @@ mod tests {
     #[test]
     fn bad_requests_are_errors_naming_the_file() {
         let path = Path::new("/tmp/never-written.gif");
-        let none = write_map_animation(
-            path,
-            &[],
-            &[],
-            &|_| None,
-            &AnimationOptions::default(),
-            &TaskControl::new(),
-        )
-        .unwrap_err()
-        .to_string();
+        let refused = |frames: &[AnimationFrame], options: &AnimationOptions| {
+            write_map_animation(path, frames, &[], &|_| None, options, &TaskControl::new())
+                .unwrap_err()
+                .to_string()
+        };
+        let none = refused(&[], &AnimationOptions::default());
         assert!(none.contains("never-written.gif") && none.contains("no epoch layouts"));
         let huge = AnimationOptions {
             size_px: (100_000, 10),
             ..AnimationOptions::default()
         };
-        let error = write_map_animation(
-            path,
-            &[frame(0, 0.0)],
-            &[],
-            &|_| None,
-            &huge,
-            &TaskControl::new(),
-        )
-        .unwrap_err()
-        .to_string();
+        let error = refused(&[frame(0, 0.0)], &huge);
         assert!(error.contains("64 to 4096"), "{error}");
         let mut broken = frame(0, 0.0);
         broken.ids.pop();
-        let error = write_map_animation(
-            path,
-            &[broken],
-            &[],
-            &|_| None,
-            &AnimationOptions::default(),
-            &TaskControl::new(),
-        )
-        .unwrap_err()
-        .to_string();
+        let error = refused(&[broken], &AnimationOptions::default());
         assert!(error.contains("59 ids for 60 positions"), "{error}");
     }
 }
