@@ -483,6 +483,74 @@ fn resume_repeats_the_uninterrupted_next_step() {
     assert_eq!(metrics.lines().count(), 2);
 }
 
+/// A run killed between an epoch's two records (its metrics line and its checkpoint) must
+/// resume into a `metrics.jsonl` that holds every epoch once. Here the metrics line of epoch 1
+/// cannot be written (the path is a directory): the checkpoint must still say one epoch, so
+/// that the resume trains epoch 1 again and records it.
+#[test]
+fn an_epoch_whose_metrics_line_is_lost_is_not_checkpointed_and_trains_again() {
+    let _serial = serial();
+    let ensemble = mnist();
+    let run = tempfile::tempdir().unwrap();
+    let metrics = run.path().join("metrics.jsonl");
+    let epochs_checkpointed = || {
+        let state = std::fs::read_to_string(run.path().join("checkpoint/state.json")).unwrap();
+        let state: sense::train::run_dir::TrainerState = serde_json::from_str(&state).unwrap();
+        state.epochs_done
+    };
+    let resume = |epochs: usize| {
+        let mut config = Trainer::load_config(run.path()).unwrap();
+        config.epochs = epochs;
+        let handle =
+            Trainer::resume(ensemble.clone(), LabelSnapshot::empty(), config, run.path()).unwrap();
+        collect(&handle)
+    };
+
+    let handle = Trainer::spawn(
+        ensemble.clone(),
+        LabelSnapshot::empty(),
+        tiny_config(1),
+        run.path(),
+    )
+    .unwrap();
+    finished(&collect(&handle));
+    let first_line = std::fs::read_to_string(&metrics).unwrap();
+    assert_eq!(epochs_checkpointed(), 1);
+
+    std::fs::remove_file(&metrics).unwrap();
+    std::fs::create_dir(&metrics).unwrap();
+    let failed = resume(2);
+    assert!(
+        matches!(failed.last(), Some(TrainEvent::Error(e)) if e.contains("metrics.jsonl")),
+        "{:?}",
+        failed.last()
+    );
+    assert_eq!(
+        epochs_checkpointed(),
+        1,
+        "an epoch without its line was checkpointed"
+    );
+
+    std::fs::remove_dir(&metrics).unwrap();
+    std::fs::write(&metrics, &first_line).unwrap();
+    let resumed = resume(2);
+    assert!(matches!(
+        resumed[1],
+        TrainEvent::Started { first_epoch: 1, .. }
+    ));
+    assert_eq!(finished(&resumed).epochs, 2);
+    let epochs: Vec<u64> = std::fs::read_to_string(&metrics)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["epoch"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(epochs, [0, 1]);
+}
+
 #[test]
 fn auto_backend_picks_the_cpu_here_and_says_so() {
     let _serial = serial();

@@ -287,8 +287,11 @@ impl Engine {
             elapsed_secs: pass.started.elapsed().as_secs_f64(),
         };
         state.last_epoch = Some(summary.clone());
-        self.write_checkpoint(model, optim, state, best)?;
+        // The metrics line first: a process killed between the two leaves a line the
+        // checkpoint does not cover, which a resume truncates and trains again. The other
+        // order would leave a checkpointed epoch without its line, and no resume restores it.
         files::append_metrics(&self.run_dir, &summary)?;
+        self.write_checkpoint(model, optim, state, best)?;
         self.events.send(TrainEvent::Epoch(summary));
         Ok(validation)
     }
