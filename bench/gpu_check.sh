@@ -9,7 +9,10 @@
 #   3. bench/train_throughput.rs on the wgpu backend, with burn's transposed convs and with the
 #      sub-pixel form (SENSE_GPU_DECONV), against bench/torch_reference.py on CUDA, as a ratio
 #      table, then the per-layer table of each at 160x224 (one read-back per batch of calls),
-#   4. burn-flex against PyTorch on the machine's CPU cores (images/s and busy cores).
+#   4. burn-flex against PyTorch on the machine's CPU cores (images/s and busy cores),
+#   5. when .devbin/sense-dist.xz is there (`cargo build --profile dist`, xz-compressed), its
+#      GPU training speed against the release binary's (issue 16: the dist profile builds the
+#      GPU stack with opt-level "z", which also compiles the host code that launches kernels).
 # Everything it prints also lands in $OUT/gpu_check.log; the run directories stay in /tmp.
 set -uo pipefail
 log_dir="${OUT:-/tmp}"
@@ -52,9 +55,13 @@ rm -rf "$XDG_CACHE_HOME"
 for start in first second; do
     timeout 120 .devbin/sense train --data sample:mnist --epochs 1 --backend gpu --quiet \
         --out "$out/autotune-$start" >/dev/null
-    python3 -c 'import json, sys; e = json.loads(open(sys.argv[2]).readline());
-print(f"{sys.argv[1]} start: first epoch {e[\"images_per_sec\"]:.0f} img/s, {e[\"elapsed_secs\"]:.1f} s")' \
-        "$start" "$out/autotune-$start/metrics.jsonl"
+    # (No backslash inside an f-string's braces: Python before 3.12 refuses it.)
+    python3 - "$start" "$out/autotune-$start/metrics.jsonl" <<'PY'
+import json, sys
+start, path = sys.argv[1:]
+epoch = json.loads(open(path).readline())
+print(f"{start} start: first epoch {epoch['images_per_sec']:.0f} img/s, {epoch['elapsed_secs']:.1f} s")
+PY
 done
 find "$XDG_CACHE_HOME" -type f | head -n 5
 
@@ -95,4 +102,26 @@ step "throughput on $(nproc) CPU cores: burn-flex (lowered convs)"
 timeout 60 .devbin/train_throughput --backend cpu --sizes "$cpu_sizes" --steps 10 --warmup 2
 step "throughput on $(nproc) CPU cores: PyTorch CPU"
 timeout 45 python3 bench/torch_reference.py --device cpu --sizes "$cpu_sizes" --steps 10 --warmup 2
+if [[ -f .devbin/sense-dist.xz ]]; then
+    step "dist binary against release binary: GPU training, sample:mnist (28x28, launch-bound)"
+    # The autotune cache from the steps above is warm for these shapes; epoch 0 still compiles
+    # kernels, so epochs 1-2 are compared. Alternated twice against drift.
+    chmod +x .devbin/sense-dist
+    for round in 1 2; do
+        for bin in sense sense-dist; do
+            rm -rf "$out/dist-$bin"
+            timeout 90 ".devbin/$bin" train --data sample:mnist --epochs 3 --backend gpu --quiet \
+                --seed 7 --out "$out/dist-$bin" >/dev/null
+            python3 - "$bin" "$out/dist-$bin/metrics.jsonl" "$round" <<'PY'
+import json, sys
+name, path, round_ = sys.argv[1:]
+epochs = [json.loads(line) for line in open(path)]
+later = sum(e["images_per_sec"] for e in epochs[1:]) / max(len(epochs) - 1, 1)
+first = epochs[0]["images_per_sec"]
+val = epochs[-1]["val"]["total"]
+print(f"{name:>10} round {round_}: epochs 1-2 {later:.0f} img/s, epoch 0 {first:.0f} img/s, val {val:.6f}")
+PY
+        done
+    done
+fi
 step done
