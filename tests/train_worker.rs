@@ -1,5 +1,6 @@
 //! The training engine on the flex CPU backend, on a small MNIST subset: event order, learning,
-//! pause/resume/stop, live label updates, NaN recovery, exact resume, backend choice.
+//! pause/resume/stop, live label updates, NaN recovery, exact resume, an epoch recorded in
+//! metrics.jsonl before its checkpoint, backend choice.
 
 use sense::data::Ensemble;
 use sense::labels::LabelSnapshot;
