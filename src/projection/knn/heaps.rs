@@ -39,6 +39,28 @@ pub(super) fn insert(
     true
 }
 
+/// Offers `j` at distance `d` to row `slot` of a block of rows' neighbour lists (`k` slots
+/// each): the exact search's and the query's inner step.
+#[inline]
+pub(super) fn offer_to_block(
+    idx: &mut [u32],
+    dist: &mut [f32],
+    is_new: &mut [bool],
+    k: usize,
+    slot: usize,
+    j: u32,
+    d: f32,
+) {
+    let range = slot * k..(slot + 1) * k;
+    insert(
+        &mut idx[range.clone()],
+        &mut dist[range],
+        is_new,
+        j,
+        finite_or_inf(d),
+    );
+}
+
 /// Every row's current k best neighbours, sorted, in flat arrays; empty slots are
 /// `(+∞, EMPTY)`. `is_new`: not yet used in a local join.
 pub(super) struct Heaps {

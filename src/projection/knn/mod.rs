@@ -38,8 +38,8 @@ mod tests;
 
 use descent::iterate;
 use forest::{build_forest, fill_at_random, join_leaves, seed_from_graph, splitmix64};
-use heaps::{Heaps, Order, insert, into_graph};
-use space::{Space, finite_or_inf};
+use heaps::{Heaps, Order, into_graph, offer_to_block};
+use space::Space;
 
 /// Up to this many rows, [`KnnSearch::auto`] searches exactly (a fraction of a second on
 /// 2 cores); NN-descent's approximation wins beyond.
@@ -208,15 +208,8 @@ impl KnnSearch<'_> {
                     }
                     space.for_each_dist(space.row(j), &queries, |i, d| {
                         if i as usize != j {
-                            let range = (i as usize - first) * k..(i as usize - first + 1) * k;
-                            let d = finite_or_inf(d);
-                            insert(
-                                &mut idx[range.clone()],
-                                &mut dist[range],
-                                &mut is_new,
-                                j as u32,
-                                d,
-                            );
+                            let slot = i as usize - first;
+                            offer_to_block(idx, dist, &mut is_new, k, slot, j as u32, d);
                         }
                     });
                 }
@@ -260,15 +253,7 @@ impl KnnSearch<'_> {
                 let mut dist = vec![f32::INFINITY; idx.len()];
                 let mut is_new = vec![false; k];
                 let mut offer = |q: usize, j: usize, d: f32| {
-                    let range = q * k..(q + 1) * k;
-                    let d = finite_or_inf(d);
-                    insert(
-                        &mut idx[range.clone()],
-                        &mut dist[range],
-                        &mut is_new,
-                        j as u32,
-                        d,
-                    );
+                    offer_to_block(idx, &mut dist, &mut is_new, k, q, j as u32, d);
                 };
                 let (fours, rest) = rows.as_chunks::<4>();
                 for j in 0..self.n_rows {
