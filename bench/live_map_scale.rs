@@ -33,6 +33,8 @@ use sense::projection::{
 use sense::task::TaskControl;
 use sense::train::backend::{BackendChoice, select_backend};
 
+sense::process_allocator!();
+
 const BUDGET_BYTES: u64 = 2_000_000_000;
 const BATCH: usize = 64;
 

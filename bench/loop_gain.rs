@@ -43,6 +43,8 @@ use sense::train::{
     BackendChoice, CheckpointChoice, TrainConfig, TrainEvent, TrainedModel, Trainer,
 };
 
+sense::process_allocator!();
+
 const CONFIDENT: f32 = 0.9;
 
 #[derive(Parser)]

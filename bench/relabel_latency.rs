@@ -22,6 +22,8 @@ use sense::data::ClassLabels;
 use sense::labels::{LabelStore, Provenance};
 use sense::train::{BackendChoice, TrainConfig, TrainEvent, Trainer};
 
+sense::process_allocator!();
+
 const THRESHOLD: f32 = 0.9;
 
 fn args() -> Result<(usize, BackendChoice)> {

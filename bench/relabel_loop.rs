@@ -31,6 +31,8 @@ use sense::projection::{ProjectionConfig, UmapConfig, live_subsample, project};
 use sense::task::TaskControl;
 use sense::train::{BackendChoice, EvalSubset, Latents, TrainConfig, TrainEvent, Trainer};
 
+sense::process_allocator!();
+
 const K: usize = 17;
 const MAP_MEMBERS: usize = 10_000;
 const HELDOUT_MEMBERS: usize = 2_500;

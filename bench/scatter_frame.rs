@@ -30,6 +30,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use sense::app::scatter::{ScatterBackend, ScatterPlot, View, register_gpu_with};
 
+sense::process_allocator!();
+
 const WIDTH_PX: u32 = 1280;
 const HEIGHT_PX: u32 = 800;
 const GPU_TARGET_MS: f64 = 2.0;

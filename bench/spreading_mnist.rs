@@ -21,6 +21,8 @@ use sense::classify::{SpreadingConfig, cross_validate, spread_labels};
 use sense::projection::{Distance, KnnSearch, Pca};
 use sense::task::TaskControl;
 
+sense::process_allocator!();
+
 fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
     let mut bytes = Vec::new();
     flate2::read::GzDecoder::new(

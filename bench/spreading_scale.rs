@@ -24,6 +24,8 @@ use sense::classify::{
 use sense::data::{ByteOrder, DType, Ensemble, RawArray, Shape};
 use sense::task::TaskControl;
 
+sense::process_allocator!();
+
 const CLASSES: usize = 10;
 const HAND_LABELS: usize = 100;
 

@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+sense::process_allocator!();
+
 /// Resident-memory budget the ensemble must stream within.
 const BUDGET_BYTES: u64 = 2_000_000_000;
 

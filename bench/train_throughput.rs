@@ -33,6 +33,8 @@ use sense::nn::losses::mse;
 use sense::nn::{ModelConfig, ModelKind, halved};
 use sense::train::backend::{BackendChoice, BackendKind, select_backend};
 
+sense::process_allocator!();
+
 const LEARNING_RATE: f64 = 5e-4;
 const ADAM_EPSILON: f32 = 1e-8;
 const FILTERS: usize = 64;

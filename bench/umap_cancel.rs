@@ -19,6 +19,8 @@ use sense::projection::warm_start::Anchors;
 use sense::projection::{ProjectionConfig, UmapConfig, project};
 use sense::task::TaskControl;
 
+sense::process_allocator!();
+
 const STAGES: [&str; 4] = ["knn", "graph", "init", "optimise"];
 
 struct Args {

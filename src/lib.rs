@@ -1,6 +1,7 @@
 //! SENSE Explorer: train autoencoders on scientific ensembles and explore the learned
 //! latent space. See `ARCHITECTURE.md` for how the modules fit together.
 
+pub mod allocator;
 pub mod analysis;
 pub mod app;
 pub mod atomic_file;

@@ -1,5 +1,7 @@
 use std::process::ExitCode;
 
+sense::process_allocator!();
+
 fn main() -> ExitCode {
     // Die quietly like other Unix tools when stdout is a closed pipe (`sense info … | head`),
     // instead of panicking inside println!.

@@ -17,6 +17,8 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::im2col::{PhaseScratch, col2im, im2col};
+
 /// Kernel size, stride and zero padding of a dense 2-D convolution (dilation 1, groups 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConvGeometry {
@@ -124,6 +126,7 @@ impl Grouping {
 struct Scratch {
     col: Vec<f32>,
     wide: Vec<f32>,
+    phases: PhaseScratch,
 }
 
 impl Scratch {
@@ -132,6 +135,7 @@ impl Scratch {
         Self {
             col: vec![0.0; dims.patch_len() * columns],
             wide: vec![0.0; dims.c_out * columns],
+            phases: PhaseScratch::default(),
         }
     }
 
@@ -145,6 +149,7 @@ impl Scratch {
                 dims,
                 &mut self.col[g * l..],
                 columns,
+                &mut self.phases,
             );
         }
         columns
@@ -224,7 +229,7 @@ pub fn conv_input_grad(dy: &[f32], weight: &[f32], dims: &ConvDims) -> Vec<f32> 
                 gemm(&mut scratch.col, false, w_t, wide, grouping.parallelism);
             }
             for (g, dx_b) in dx_group.chunks_exact_mut(dims.input_len()).enumerate() {
-                col2im(&scratch.col[g * l..], n, dims, dx_b);
+                col2im(&scratch.col[g * l..], n, dims, dx_b, &mut scratch.phases);
             }
         },
     );
@@ -359,105 +364,6 @@ fn check_len(what: &str, buffer: &[f32], expected: usize) {
         "lowered conv: {what} has {} values, its dimensions say {expected}",
         buffer.len()
     );
-}
-
-/// The valid output columns for kernel column `kx`: those `ox` whose input column
-/// `ox·s + kx − p` lies in `0..width` (the rest read the zero padding).
-fn valid_range(
-    out_len: usize,
-    width: usize,
-    tap: usize,
-    stride: usize,
-    pad: usize,
-) -> (usize, usize) {
-    // ox·s + tap ≥ pad  ⇔  ox ≥ ceil((pad − tap) / s)
-    let first = pad.saturating_sub(tap).div_ceil(stride).min(out_len);
-    // ox·s + tap − pad < width  ⇔  ox < ceil((width + pad − tap) / s)
-    let end = (width + pad)
-        .saturating_sub(tap)
-        .div_ceil(stride)
-        .min(out_len);
-    (first, end.max(first))
-}
-
-/// One image `x` `[C_in, H, W]` → the im2col rows `[C_in·k_h·k_w, H_out·W_out]`, row `r` at
-/// `col[r · row_stride..]` (a group's matrices lie side by side).
-fn im2col(x: &[f32], dims: &ConvDims, col: &mut [f32], row_stride: usize) {
-    let ConvGeometry {
-        kernel: [kh, kw],
-        stride: [sh, sw],
-        padding: [ph, pw],
-    } = dims.geometry;
-    let [h, w] = dims.input_px;
-    let [oh, ow] = dims.output_px;
-    let mut r = 0;
-    for plane in x.chunks_exact(h * w) {
-        for ky in 0..kh {
-            let (oy0, oy1) = valid_range(oh, h, ky, sh, ph);
-            for kx in 0..kw {
-                let row = &mut col[r * row_stride..][..oh * ow];
-                r += 1;
-                let (ox0, ox1) = valid_range(ow, w, kx, sw, pw);
-                row[..oy0 * ow].fill(0.0);
-                row[oy1 * ow..].fill(0.0);
-                for oy in oy0..oy1 {
-                    let out = &mut row[oy * ow..(oy + 1) * ow];
-                    out[..ox0].fill(0.0);
-                    out[ox1..].fill(0.0);
-                    let iy = oy * sh + ky - ph;
-                    let src = &plane[iy * w..(iy + 1) * w];
-                    let ix0 = ox0 * sw + kx - pw;
-                    if sw == 1 {
-                        out[ox0..ox1].copy_from_slice(&src[ix0..ix0 + (ox1 - ox0)]);
-                    } else {
-                        for (o, s) in out[ox0..ox1].iter_mut().zip(src[ix0..].iter().step_by(sw)) {
-                            *o = *s;
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The adjoint of [`im2col`]: the rows (row `r` at `col[r · row_stride..]`) summed into one
-/// image `x` `[C_in, H, W]` (overwritten).
-fn col2im(col: &[f32], row_stride: usize, dims: &ConvDims, x: &mut [f32]) {
-    let ConvGeometry {
-        kernel: [kh, kw],
-        stride: [sh, sw],
-        padding: [ph, pw],
-    } = dims.geometry;
-    let [h, w] = dims.input_px;
-    let [oh, ow] = dims.output_px;
-    x.fill(0.0);
-    let mut r = 0;
-    for plane in x.chunks_exact_mut(h * w) {
-        for ky in 0..kh {
-            let (oy0, oy1) = valid_range(oh, h, ky, sh, ph);
-            for kx in 0..kw {
-                let row = &col[r * row_stride..][..oh * ow];
-                r += 1;
-                let (ox0, ox1) = valid_range(ow, w, kx, sw, pw);
-                for oy in oy0..oy1 {
-                    let src = &row[oy * ow + ox0..oy * ow + ox1];
-                    let iy = oy * sh + ky - ph;
-                    let dst = &mut plane[iy * w..(iy + 1) * w];
-                    let ix0 = ox0 * sw + kx - pw;
-                    if sw == 1 {
-                        dst[ix0..ix0 + src.len()]
-                            .iter_mut()
-                            .zip(src)
-                            .for_each(|(d, s)| *d += s);
-                    } else {
-                        for (d, s) in dst[ix0..].iter_mut().step_by(sw).zip(src) {
-                            *d += s;
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// A read-only matrix view over a row-major buffer, possibly transposed.
@@ -624,6 +530,20 @@ mod tests {
             dims(1, 2, 3, [6, 7], g(1, 1, 0)),
             dims(4, 2, 2, [9, 4], g(5, 2, 2)),
             dims(2, 3, 2, [2, 3], g(3, 2, 1)),
+            // Different strides, kernels and paddings per axis, stride 3 (the generic phase
+            // split), and a stride larger than the kernel.
+            dims(
+                2,
+                2,
+                3,
+                [10, 7],
+                ConvGeometry {
+                    kernel: [3, 2],
+                    stride: [3, 2],
+                    padding: [1, 0],
+                },
+            ),
+            dims(2, 1, 2, [9, 9], g(2, 3, 0)),
         ]
     }
 

@@ -5,6 +5,7 @@
 //! unchanged, so checkpoints load either way.
 
 mod extension;
+mod im2col;
 mod lowering;
 mod subpixel;
 
