@@ -5,7 +5,7 @@
 //!
 //! Why not the system one: a training step allocates and frees tensor buffers of megabytes;
 //! glibc's malloc gives them back to the kernel and takes page faults to get them again on the
-//! next step, which cost 15–29 % of a CPU training step (bench/README.md, "The allocator").
+//! next step, which cost 14–29 % of a CPU training step (bench/README.md, "The allocator").
 //! mimalloc reuses them.
 
 #[doc(hidden)]
