@@ -172,6 +172,14 @@ impl TapSpan {
     fn len(&self) -> usize {
         self.end - self.first
     }
+
+    /// Whether this column tap reads whole phase rows of `phase_len` pixels into whole output
+    /// rows of `out_len`: then a tap's valid rows are one contiguous block on both sides, one
+    /// copy instead of a copy per row (for 3×3 stride 2 padding 1, the middle column and, at
+    /// even widths, the right one).
+    fn reads_whole_rows(&self, out_len: usize, phase_len: usize) -> bool {
+        self.first == 0 && self.end == out_len && self.shift == 0 && phase_len == out_len
+    }
 }
 
 /// The spans of every tap of both axes, computed once per image rather than once per channel.
@@ -241,6 +249,12 @@ pub(super) fn im2col(
                     &source[layout.plane_offset(ty.phase, tx.phase)..][..layout.plane_len()];
                 row[..ty.first * ow].fill(0.0);
                 row[ty.end * ow..].fill(0.0);
+                if tx.reads_whole_rows(ow, jw) {
+                    let rows = ty.first * ow..ty.end * ow;
+                    let start = ty.start() * jw;
+                    row[rows.clone()].copy_from_slice(&phase[start..start + rows.len()]);
+                    continue;
+                }
                 for (oy, out) in row
                     .chunks_exact_mut(ow)
                     .enumerate()
@@ -285,6 +299,13 @@ pub(super) fn col2im(
                 r += 1;
                 let offset = layout.plane_offset(ty.phase, tx.phase);
                 let phase = &mut phases[offset..offset + layout.plane_len()];
+                if tx.reads_whole_rows(ow, jw) {
+                    let rows = &row[ty.first * ow..ty.end * ow];
+                    let start = ty.start() * jw;
+                    let dst = &mut phase[start..start + rows.len()];
+                    dst.iter_mut().zip(rows).for_each(|(d, s)| *d += s);
+                    continue;
+                }
                 for (oy, src) in row.chunks_exact(ow).enumerate().take(ty.end).skip(ty.first) {
                     let jy = (oy as isize + ty.shift) as usize;
                     let dst = &mut phase[jy * jw + tx.start()..][..tx.len()];
