@@ -182,141 +182,146 @@ impl TapSpan {
     }
 }
 
-/// The spans of every tap of both axes, computed once per image rather than once per channel.
-fn tap_spans(dims: &ConvDims) -> [Vec<TapSpan>; 2] {
-    let ConvGeometry {
-        kernel,
-        stride,
-        padding,
-    } = dims.geometry;
-    [0, 1].map(|axis| {
-        (0..kernel[axis])
-            .map(|tap| {
-                TapSpan::of(
-                    tap,
-                    padding[axis],
-                    stride[axis],
-                    dims.input_px[axis],
-                    dims.output_px[axis],
-                )
-            })
-            .collect()
-    })
+/// im2col and col2im for every image of one convolution: the phase layout and the tap spans,
+/// computed once per convolution, and the phase planes of one channel plane, reused.
+#[derive(Debug)]
+pub(super) struct Im2col {
+    dims: ConvDims,
+    layout: PhaseLayout,
+    /// The spans of the kernel's row taps and column taps.
+    taps: [Vec<TapSpan>; 2],
+    phases: Vec<f32>,
 }
 
-/// Scratch for the phase planes of one channel plane, reused across calls.
-#[derive(Debug, Default)]
-pub(super) struct PhaseScratch(Vec<f32>);
-
-impl PhaseScratch {
-    fn planes(&mut self, layout: &PhaseLayout) -> &mut [f32] {
-        if self.0.len() < layout.len() {
-            self.0.resize(layout.len(), 0.0);
-        }
-        &mut self.0[..layout.len()]
-    }
-}
-
-/// One image `x` `[C_in, H, W]` → the im2col rows `[C_in·k_h·k_w, H_out·W_out]`, row `r` at
-/// `col[r · row_stride..]` (a group's matrices lie side by side).
-pub(super) fn im2col(
-    x: &[f32],
-    dims: &ConvDims,
-    col: &mut [f32],
-    row_stride: usize,
-    scratch: &mut PhaseScratch,
-) {
-    let [h, w] = dims.input_px;
-    let [oh, ow] = dims.output_px;
-    let layout = PhaseLayout::of(dims);
-    let jw = layout.phase_px[1];
-    let [rows, columns] = tap_spans(dims);
-    let mut r = 0;
-    for plane in x.chunks_exact(h * w) {
-        let source: &[f32] = match layout.is_identity() {
-            true => plane,
-            false => {
-                let phases = scratch.planes(&layout);
-                layout.split(plane, phases);
-                phases
-            }
+impl Im2col {
+    pub(super) fn new(dims: &ConvDims) -> Self {
+        let layout = PhaseLayout::of(dims);
+        let ConvGeometry {
+            kernel,
+            stride,
+            padding,
+        } = dims.geometry;
+        let taps = [0, 1].map(|axis| {
+            (0..kernel[axis])
+                .map(|tap| {
+                    TapSpan::of(
+                        tap,
+                        padding[axis],
+                        stride[axis],
+                        dims.input_px[axis],
+                        dims.output_px[axis],
+                    )
+                })
+                .collect()
+        });
+        let phases = match layout.is_identity() {
+            true => Vec::new(),
+            false => vec![0.0; layout.len()],
         };
-        for ty in &rows {
-            for tx in &columns {
-                let row = &mut col[r * row_stride..][..oh * ow];
-                r += 1;
-                let phase =
-                    &source[layout.plane_offset(ty.phase, tx.phase)..][..layout.plane_len()];
-                row[..ty.first * ow].fill(0.0);
-                row[ty.end * ow..].fill(0.0);
-                if tx.reads_whole_rows(ow, jw) {
-                    let rows = ty.first * ow..ty.end * ow;
-                    let start = ty.start() * jw;
-                    row[rows.clone()].copy_from_slice(&phase[start..start + rows.len()]);
-                    continue;
-                }
-                for (oy, out) in row
-                    .chunks_exact_mut(ow)
-                    .enumerate()
-                    .take(ty.end)
-                    .skip(ty.first)
-                {
-                    out[..tx.first].fill(0.0);
-                    out[tx.end..].fill(0.0);
-                    let jy = (oy as isize + ty.shift) as usize;
-                    out[tx.first..tx.end]
-                        .copy_from_slice(&phase[jy * jw + tx.start()..][..tx.len()]);
-                }
-            }
+        Self {
+            dims: *dims,
+            layout,
+            taps,
+            phases,
         }
     }
-}
 
-/// The adjoint of [`im2col`]: the rows (row `r` at `col[r · row_stride..]`) summed into one
-/// image `x` `[C_in, H, W]` (overwritten).
-pub(super) fn col2im(
-    col: &[f32],
-    row_stride: usize,
-    dims: &ConvDims,
-    x: &mut [f32],
-    scratch: &mut PhaseScratch,
-) {
-    let [h, w] = dims.input_px;
-    let [oh, ow] = dims.output_px;
-    let layout = PhaseLayout::of(dims);
-    let jw = layout.phase_px[1];
-    let [rows, columns] = tap_spans(dims);
-    let mut r = 0;
-    for plane in x.chunks_exact_mut(h * w) {
-        let phases: &mut [f32] = match layout.is_identity() {
-            true => &mut *plane,
-            false => scratch.planes(&layout),
-        };
-        phases.fill(0.0);
-        for ty in &rows {
-            for tx in &columns {
-                let row = &col[r * row_stride..][..oh * ow];
-                r += 1;
-                let offset = layout.plane_offset(ty.phase, tx.phase);
-                let phase = &mut phases[offset..offset + layout.plane_len()];
-                if tx.reads_whole_rows(ow, jw) {
-                    let rows = &row[ty.first * ow..ty.end * ow];
-                    let start = ty.start() * jw;
-                    let dst = &mut phase[start..start + rows.len()];
-                    dst.iter_mut().zip(rows).for_each(|(d, s)| *d += s);
-                    continue;
+    /// One image `x` `[C_in, H, W]` → the im2col rows `[C_in·k_h·k_w, H_out·W_out]`, row `r`
+    /// at `col[r · row_stride..]` (a group's matrices lie side by side).
+    pub(super) fn im2col(&mut self, x: &[f32], col: &mut [f32], row_stride: usize) {
+        let Self {
+            dims,
+            layout,
+            taps: [rows, columns],
+            phases,
+        } = self;
+        let [h, w] = dims.input_px;
+        let [oh, ow] = dims.output_px;
+        let jw = layout.phase_px[1];
+        let mut r = 0;
+        for plane in x.chunks_exact(h * w) {
+            let source: &[f32] = match layout.is_identity() {
+                true => plane,
+                false => {
+                    layout.split(plane, phases);
+                    phases
                 }
-                for (oy, src) in row.chunks_exact(ow).enumerate().take(ty.end).skip(ty.first) {
-                    let jy = (oy as isize + ty.shift) as usize;
-                    let dst = &mut phase[jy * jw + tx.start()..][..tx.len()];
-                    dst.iter_mut()
-                        .zip(&src[tx.first..tx.end])
-                        .for_each(|(d, s)| *d += s);
+            };
+            for ty in rows.iter() {
+                for tx in columns.iter() {
+                    let row = &mut col[r * row_stride..][..oh * ow];
+                    r += 1;
+                    let phase =
+                        &source[layout.plane_offset(ty.phase, tx.phase)..][..layout.plane_len()];
+                    row[..ty.first * ow].fill(0.0);
+                    row[ty.end * ow..].fill(0.0);
+                    if tx.reads_whole_rows(ow, jw) {
+                        let rows = ty.first * ow..ty.end * ow;
+                        let start = ty.start() * jw;
+                        row[rows.clone()].copy_from_slice(&phase[start..start + rows.len()]);
+                        continue;
+                    }
+                    for (oy, out) in row
+                        .chunks_exact_mut(ow)
+                        .enumerate()
+                        .take(ty.end)
+                        .skip(ty.first)
+                    {
+                        out[..tx.first].fill(0.0);
+                        out[tx.end..].fill(0.0);
+                        let jy = (oy as isize + ty.shift) as usize;
+                        out[tx.first..tx.end]
+                            .copy_from_slice(&phase[jy * jw + tx.start()..][..tx.len()]);
+                    }
                 }
             }
         }
-        if !layout.is_identity() {
-            layout.merge(scratch.planes(&layout), plane);
+    }
+
+    /// The adjoint of [`Self::im2col`]: the rows (row `r` at `col[r · row_stride..]`) summed
+    /// into one image `x` `[C_in, H, W]` (overwritten).
+    pub(super) fn col2im(&mut self, col: &[f32], row_stride: usize, x: &mut [f32]) {
+        let Self {
+            dims,
+            layout,
+            taps: [rows, columns],
+            phases,
+        } = self;
+        let [h, w] = dims.input_px;
+        let [oh, ow] = dims.output_px;
+        let jw = layout.phase_px[1];
+        let mut r = 0;
+        for plane in x.chunks_exact_mut(h * w) {
+            let sums: &mut [f32] = match layout.is_identity() {
+                true => &mut *plane,
+                false => phases,
+            };
+            sums.fill(0.0);
+            for ty in rows.iter() {
+                for tx in columns.iter() {
+                    let row = &col[r * row_stride..][..oh * ow];
+                    r += 1;
+                    let offset = layout.plane_offset(ty.phase, tx.phase);
+                    let phase = &mut sums[offset..offset + layout.plane_len()];
+                    if tx.reads_whole_rows(ow, jw) {
+                        let rows = &row[ty.first * ow..ty.end * ow];
+                        let start = ty.start() * jw;
+                        let dst = &mut phase[start..start + rows.len()];
+                        dst.iter_mut().zip(rows).for_each(|(d, s)| *d += s);
+                        continue;
+                    }
+                    for (oy, src) in row.chunks_exact(ow).enumerate().take(ty.end).skip(ty.first) {
+                        let jy = (oy as isize + ty.shift) as usize;
+                        let dst = &mut phase[jy * jw + tx.start()..][..tx.len()];
+                        dst.iter_mut()
+                            .zip(&src[tx.first..tx.end])
+                            .for_each(|(d, s)| *d += s);
+                    }
+                }
+            }
+            if !layout.is_identity() {
+                layout.merge(phases, plane);
+            }
         }
     }
 }

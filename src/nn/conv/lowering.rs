@@ -17,7 +17,7 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::im2col::{PhaseScratch, col2im, im2col};
+use super::im2col::Im2col;
 
 /// Kernel size, stride and zero padding of a dense 2-D convolution (dilation 1, groups 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -126,7 +126,7 @@ impl Grouping {
 struct Scratch {
     col: Vec<f32>,
     wide: Vec<f32>,
-    phases: PhaseScratch,
+    lowering: Im2col,
 }
 
 impl Scratch {
@@ -135,7 +135,7 @@ impl Scratch {
         Self {
             col: vec![0.0; dims.patch_len() * columns],
             wide: vec![0.0; dims.c_out * columns],
-            phases: PhaseScratch::default(),
+            lowering: Im2col::new(dims),
         }
     }
 
@@ -144,12 +144,10 @@ impl Scratch {
         let l = dims.output_pixels();
         let columns = images.len() * l;
         for (g, b) in images.enumerate() {
-            im2col(
+            self.lowering.im2col(
                 image(x, b, dims.input_len()),
-                dims,
                 &mut self.col[g * l..],
                 columns,
-                &mut self.phases,
             );
         }
         columns
@@ -229,7 +227,7 @@ pub fn conv_input_grad(dy: &[f32], weight: &[f32], dims: &ConvDims) -> Vec<f32> 
                 gemm(&mut scratch.col, false, w_t, wide, grouping.parallelism);
             }
             for (g, dx_b) in dx_group.chunks_exact_mut(dims.input_len()).enumerate() {
-                col2im(&scratch.col[g * l..], n, dims, dx_b, &mut scratch.phases);
+                scratch.lowering.col2im(&scratch.col[g * l..], n, dx_b);
             }
         },
     );
