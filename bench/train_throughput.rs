@@ -342,8 +342,10 @@ fn profile_ops(case: Case, reps: usize, device: &Device, backend_name: &str) {
         stride: [2, 2],
         padding: [1, 1],
     };
-    let conv =
-        |x: Tensor<4>, w: Tensor<4>, bias: Option<Tensor<1>>| conv::conv2d(x, w, bias, geometry);
+    // The convolutions alone, as in the reference's table (the model fuses ReLU into them).
+    let conv = |x: Tensor<4>, w: Tensor<4>, bias: Option<Tensor<1>>| {
+        conv::conv2d(x, w, bias, geometry, None)
+    };
     for l in 0..LEVELS {
         let c_in = if l == 0 { 1 } else { FILTERS };
         let x = random(&[b, c_in, hs[l], ws[l]]).reshape([b, c_in, hs[l], ws[l]]);
@@ -373,7 +375,7 @@ fn profile_ops(case: Case, reps: usize, device: &Device, backend_name: &str) {
         let c_out = if l == 1 { 1 } else { FILTERS };
         let big_px = [hs[l - 1], ws[l - 1]];
         let deconv = |x: Tensor<4>, w: Tensor<4>, bias: Option<Tensor<1>>| {
-            conv::conv_transpose2d(x, w, bias, geometry, big_px)
+            conv::conv_transpose2d(x, w, bias, geometry, big_px, None)
         };
         let x = random(&[b, FILTERS, hs[l], ws[l]]).reshape([b, FILTERS, hs[l], ws[l]]);
         let w = random(&[FILTERS, c_out, 3, 3]).reshape([FILTERS, c_out, 3, 3]);

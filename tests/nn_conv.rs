@@ -1,10 +1,12 @@
 //! The CPU convolutions lowered to im2col + GEMM (`sense::nn::conv`) against burn's own
 //! `conv2d` / `conv_transpose2d`: forward pass and every gradient (input, weight, bias) on odd
-//! and even sizes, through autodiff on the flex backend.
+//! and even sizes, through autodiff on the flex backend; and with the activation the lowered
+//! kernels fold in, against burn's conv followed by burn's activation.
 
 use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Distribution, Tensor};
+use sense::nn::ActivationKind;
 use sense::nn::conv::{self, ConvGeometry};
 
 const TOLERANCE: f32 = 1e-5;
@@ -116,7 +118,7 @@ fn lowered_conv2d_matches_burn_forward_and_gradients() {
         let [oh, ow] = g.output_px([h, w]).unwrap();
         let probe = random([batch, c_out, oh, ow], &device);
         let lowered = forward_backward(
-            |x, w, b| conv::conv2d(x, w, Some(b), g),
+            |x, w, b| conv::conv2d(x, w, Some(b), g, None),
             &x,
             &weight,
             &bias,
@@ -160,7 +162,7 @@ fn lowered_conv_transpose2d_matches_burn_forward_and_gradients() {
         let probe = random([batch, c_out, big_h, big_w], &device);
         let padding_out = [big_h + 1 - 2 * h, big_w + 1 - 2 * w];
         let lowered = forward_backward(
-            |x, w, b| conv::conv_transpose2d(x, w, Some(b), g, [big_h, big_w]),
+            |x, w, b| conv::conv_transpose2d(x, w, Some(b), g, [big_h, big_w], None),
             &x,
             &weight,
             &bias,
@@ -195,8 +197,94 @@ fn lowered_convolutions_run_without_autodiff() {
         None,
         ConvOptions::new([2, 2], [1, 1], [1, 1], 1),
     );
-    let got = conv::conv2d(x, w, None, g);
+    let got = conv::conv2d(x, w, None, g, None);
     assert!(relative_error(got, want) <= TOLERANCE);
+}
+
+#[test]
+fn fused_activations_match_burn_forward_and_gradients() {
+    let device = Device::flex();
+    device.seed(15);
+    let g = geometry(3, 2, 1);
+    // ReLU and leaky ReLU run inside the lowered kernels; ELU is applied after them by burn.
+    let activations = [
+        ActivationKind::Relu,
+        ActivationKind::LeakyRelu,
+        ActivationKind::Elu,
+    ];
+    for activation in activations {
+        // An encoder layer (odd and even sizes) …
+        for (batch, c_in, c_out, h, w) in [(3, 2, 6, 13, 12), (2, 6, 5, 25, 25)] {
+            let x = random([batch, c_in, h, w], &device);
+            let weight = random([c_out, c_in, 3, 3], &device);
+            let bias = random([c_out], &device);
+            let [oh, ow] = g.output_px([h, w]).unwrap();
+            let probe = random([batch, c_out, oh, ow], &device);
+            let fused = forward_backward(
+                |x, w, b| conv::conv2d(x, w, Some(b), g, Some(activation)),
+                &x,
+                &weight,
+                &bias,
+                &probe,
+            );
+            let reference = forward_backward(
+                |x, w, b| {
+                    let options = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+                    activation.apply(conv2d(x, w, Some(b), options))
+                },
+                &x,
+                &weight,
+                &bias,
+                &probe,
+            );
+            let label = format!("conv2d + {activation:?} {batch}×{c_in}×{h}×{w} → {c_out}");
+            assert_close(&label, fused, reference);
+        }
+        // … and decoder layers (even and odd output sizes).
+        for (batch, c_in, c_out, h, w, big_h, big_w) in
+            [(2, 5, 4, 7, 7, 13, 14), (3, 4, 6, 13, 13, 25, 25)]
+        {
+            let x = random([batch, c_in, h, w], &device);
+            let weight = random([c_in, c_out, 3, 3], &device);
+            let bias = random([c_out], &device);
+            let probe = random([batch, c_out, big_h, big_w], &device);
+            let padding_out = [big_h + 1 - 2 * h, big_w + 1 - 2 * w];
+            let fused = forward_backward(
+                |x, w, b| {
+                    conv::conv_transpose2d(x, w, Some(b), g, [big_h, big_w], Some(activation))
+                },
+                &x,
+                &weight,
+                &bias,
+                &probe,
+            );
+            let reference = forward_backward(
+                |x, w, b| activation.apply(burn_deconv3x3_s2(x, w, b, padding_out)),
+                &x,
+                &weight,
+                &bias,
+                &probe,
+            );
+            let label = format!("conv_transpose2d + {activation:?} → {c_out}×{big_h}×{big_w}");
+            assert_close(&label, fused, reference);
+        }
+    }
+}
+
+#[test]
+fn fused_activations_run_without_autodiff() {
+    let device = Device::flex();
+    device.seed(16);
+    let g = geometry(3, 2, 1);
+    let x = random([2, 3, 9, 10], &device);
+    let w = random([4, 3, 3, 3], &device);
+    let b = random([4], &device);
+    for activation in [ActivationKind::Relu, ActivationKind::LeakyRelu] {
+        let options = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+        let want = activation.apply(conv2d(x.clone(), w.clone(), Some(b.clone()), options));
+        let got = conv::conv2d(x.clone(), w.clone(), Some(b.clone()), g, Some(activation));
+        assert!(relative_error(got, want) <= TOLERANCE, "{activation:?}");
+    }
 }
 
 #[test]

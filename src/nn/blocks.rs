@@ -106,12 +106,14 @@ impl ConvBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let weight = self.conv.weight.val();
         let bias = self.conv.bias.as_ref().map(|b| b.val());
-        let x = conv::conv2d(x, weight, bias, self.geometry);
         let x = match &self.norm {
-            Some(norm) => norm.forward(x),
-            None => x,
+            // The activation runs inside the convolution when nothing comes between them.
+            None => conv::conv2d(x, weight, bias, self.geometry, Some(self.activation)),
+            Some(norm) => {
+                let x = conv::conv2d(x, weight, bias, self.geometry, None);
+                self.activation.apply(norm.forward(x))
+            }
         };
-        let x = self.activation.apply(x);
         match &self.dropout {
             Some(dropout) => dropout.forward(x),
             None => x,
@@ -187,15 +189,22 @@ impl UpBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let weight = self.deconv.weight.val();
         let bias = self.deconv.bias.as_ref().map(|b| b.val());
-        let x = conv::conv_transpose2d(x, weight, bias, geometry_3x3(2), self.output_px);
-        let Some(activation) = self.activation else {
-            return x;
+        let geometry = geometry_3x3(2);
+        let x = match (&self.norm, self.activation) {
+            // The activation runs inside the convolution when nothing comes between them (and
+            // the output layer has none).
+            (None, activation) => {
+                conv::conv_transpose2d(x, weight, bias, geometry, self.output_px, activation)
+            }
+            (Some(norm), activation) => {
+                let x = conv::conv_transpose2d(x, weight, bias, geometry, self.output_px, None);
+                let x = norm.forward(x);
+                match activation {
+                    Some(activation) => activation.apply(x),
+                    None => x,
+                }
+            }
         };
-        let x = match &self.norm {
-            Some(norm) => norm.forward(x),
-            None => x,
-        };
-        let x = activation.apply(x);
         match &self.dropout {
             Some(dropout) => dropout.forward(x),
             None => x,

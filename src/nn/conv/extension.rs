@@ -12,30 +12,35 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 use burn::tensor::TensorData;
 
+use super::epilogue::{Epilogue, FusedActivation};
 use super::lowering::{self, ConvDims, ConvGeometry};
 
-/// Dense 2-D convolutions (groups 1, dilation 1) with a per-channel bias, lowered to im2col +
-/// GEMM. The bias is folded in so its add and its gradient's reduction run in the same
-/// parallel pass instead of two more whole-tensor ops.
+/// Dense 2-D convolutions (groups 1, dilation 1) with a per-channel bias and an optional
+/// activation, lowered to im2col + GEMM. The bias and the activation are folded in so they, and
+/// their gradients, run in the convolution's parallel passes instead of as whole-tensor ops of
+/// their own.
 #[backend_extension(Flex, Autodiff)]
 pub trait LoweredConv: Backend {
     /// `x` `[B, C_in, H, W]`, `weight` `[C_out, C_in, k_h, k_w]`, `bias` `[C_out]` →
-    /// `[B, C_out, H_out, W_out]`.
+    /// `activation(conv + bias)` `[B, C_out, H_out, W_out]`.
     fn lowered_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         geometry: ConvGeometry,
+        activation: Option<FusedActivation>,
     ) -> FloatTensor<Self>;
 
     /// `x` `[B, C_in, h, w]`, `weight` `[C_in, C_out, k_h, k_w]`, `bias` `[C_out]` →
-    /// `[B, C_out, H, W]` with `[H, W] = output_px` (which fixes the output padding).
+    /// `activation(convᵀ + bias)` `[B, C_out, H, W]` with `[H, W] = output_px` (which fixes the
+    /// output padding).
     fn lowered_conv_transpose2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         geometry: ConvGeometry,
         output_px: [usize; 2],
+        activation: Option<FusedActivation>,
     ) -> FloatTensor<Self>;
 }
 
@@ -45,10 +50,15 @@ impl LoweredConv for Flex {
         weight: FlexTensor,
         bias: FlexTensor,
         geometry: ConvGeometry,
+        activation: Option<FusedActivation>,
     ) -> FlexTensor {
         let dims = conv_dims(&x, &weight, geometry);
-        let mut y = lowering::conv_forward(&values(&x), &values(&weight), &dims);
-        lowering::add_channel_bias(&mut y, &values(&bias), dims.output_px);
+        let bias = values(&bias);
+        let epilogue = Epilogue {
+            bias: Some(&bias),
+            activation,
+        };
+        let y = lowering::conv_forward(&values(&x), &values(&weight), &dims, epilogue);
         tensor(
             y,
             [dims.batch, dims.c_out, dims.output_px[0], dims.output_px[1]],
@@ -61,11 +71,53 @@ impl LoweredConv for Flex {
         bias: FlexTensor,
         geometry: ConvGeometry,
         output_px: [usize; 2],
+        activation: Option<FusedActivation>,
     ) -> FlexTensor {
         let dims = transposed_dims(&x, &weight, geometry, output_px);
-        let mut y = lowering::conv_input_grad(&values(&x), &values(&weight), &dims);
-        lowering::add_channel_bias(&mut y, &values(&bias), output_px);
+        let bias = values(&bias);
+        let epilogue = Epilogue {
+            bias: Some(&bias),
+            activation,
+        };
+        let y = lowering::conv_input_grad(&values(&x), &values(&weight), &dims, epilogue);
         tensor(y, [dims.batch, dims.c_in, output_px[0], output_px[1]])
+    }
+}
+
+/// What a fused activation's backward needs: which activation, and the layer's output (the
+/// mask is the output's sign, so the pre-activation values are never kept).
+#[derive(Debug, Clone)]
+struct ActivationState {
+    activation: FusedActivation,
+    output: FlexTensor,
+}
+
+impl ActivationState {
+    fn of(activation: Option<FusedActivation>, output: &FlexTensor) -> Option<Self> {
+        activation.map(|activation| Self {
+            activation,
+            output: output.clone(),
+        })
+    }
+
+    /// The gradient before the activation, from the gradient after it: in place when the
+    /// gradient's buffer is its own (the usual case), else in a copy.
+    fn backward(this: Option<Self>, mut grad: FlexTensor) -> FlexTensor {
+        let Some(state) = this else {
+            return grad;
+        };
+        let output = values(&state.output);
+        let elements = grad.shape().num_elements();
+        if grad.is_contiguous()
+            && let Some(values) = grad.try_storage_mut::<f32>()
+            && values.len() == elements
+        {
+            state.activation.backward(&output, values);
+            return grad;
+        }
+        let mut input_grad = values(&grad).into_owned();
+        state.activation.backward(&output, &mut input_grad);
+        FlexTensor::from_data(TensorData::new(input_grad, grad.shape()))
     }
 }
 
@@ -75,12 +127,13 @@ impl<C: CheckpointStrategy> LoweredConv for Autodiff<Flex, C> {
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         geometry: ConvGeometry,
+        activation: Option<FusedActivation>,
     ) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct ConvBackward;
 
         impl Backward<Flex, 3> for ConvBackward {
-            type State = (NodeId, NodeId, ConvGeometry);
+            type State = (NodeId, NodeId, ConvGeometry, Option<ActivationState>);
 
             fn backward(
                 self,
@@ -89,8 +142,8 @@ impl<C: CheckpointStrategy> LoweredConv for Autodiff<Flex, C> {
                 checkpointer: &mut Checkpointer,
             ) {
                 let [node_x, node_weight, node_bias] = ops.parents;
-                let grad: FlexTensor = grads.consume::<Flex>(&ops.node);
-                let (x_id, weight_id, geometry) = ops.state;
+                let (x_id, weight_id, geometry, activation) = ops.state;
+                let grad = ActivationState::backward(activation, grads.consume::<Flex>(&ops.node));
                 let x: FlexTensor = checkpointer.retrieve_node_output(x_id);
                 let weight: FlexTensor = checkpointer.retrieve_node_output(weight_id);
                 let dims = conv_dims(&x, &weight, geometry);
@@ -104,7 +157,8 @@ impl<C: CheckpointStrategy> LoweredConv for Autodiff<Flex, C> {
                     grads.register::<Flex>(node.id, tensor(dw, weight.shape().dims()));
                 }
                 if let Some(node) = node_x {
-                    let dx = lowering::conv_input_grad(&dy, &values(&weight), &dims);
+                    let dx =
+                        lowering::conv_input_grad(&dy, &values(&weight), &dims, Epilogue::NONE);
                     grads.register::<Flex>(node.id, tensor(dx, x.shape().dims()));
                 }
             }
@@ -113,12 +167,19 @@ impl<C: CheckpointStrategy> LoweredConv for Autodiff<Flex, C> {
         let nodes = [x.node(), weight.node(), bias.node()];
         match ConvBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), prep.checkpoint(&weight), geometry);
+                let (x_id, weight_id) = (prep.checkpoint(&x), prep.checkpoint(&weight));
                 let y = Flex::lowered_conv2d(
                     x.into_primitive(),
                     weight.into_primitive(),
                     bias.into_primitive(),
                     geometry,
+                    activation,
+                );
+                let state = (
+                    x_id,
+                    weight_id,
+                    geometry,
+                    ActivationState::of(activation, &y),
                 );
                 prep.finish(state, y)
             }
@@ -127,6 +188,7 @@ impl<C: CheckpointStrategy> LoweredConv for Autodiff<Flex, C> {
                 weight.into_primitive(),
                 bias.into_primitive(),
                 geometry,
+                activation,
             )),
         }
     }
@@ -137,12 +199,19 @@ impl<C: CheckpointStrategy> LoweredConv for Autodiff<Flex, C> {
         bias: FloatTensor<Self>,
         geometry: ConvGeometry,
         output_px: [usize; 2],
+        activation: Option<FusedActivation>,
     ) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct ConvTransposeBackward;
 
         impl Backward<Flex, 3> for ConvTransposeBackward {
-            type State = (NodeId, NodeId, ConvGeometry, [usize; 2]);
+            type State = (
+                NodeId,
+                NodeId,
+                ConvGeometry,
+                [usize; 2],
+                Option<ActivationState>,
+            );
 
             fn backward(
                 self,
@@ -151,8 +220,8 @@ impl<C: CheckpointStrategy> LoweredConv for Autodiff<Flex, C> {
                 checkpointer: &mut Checkpointer,
             ) {
                 let [node_x, node_weight, node_bias] = ops.parents;
-                let grad: FlexTensor = grads.consume::<Flex>(&ops.node);
-                let (x_id, weight_id, geometry, output_px) = ops.state;
+                let (x_id, weight_id, geometry, output_px, activation) = ops.state;
+                let grad = ActivationState::backward(activation, grads.consume::<Flex>(&ops.node));
                 let x: FlexTensor = checkpointer.retrieve_node_output(x_id);
                 let weight: FlexTensor = checkpointer.retrieve_node_output(weight_id);
                 // In the conv view the transposed conv's output gradient is the large side
@@ -168,7 +237,8 @@ impl<C: CheckpointStrategy> LoweredConv for Autodiff<Flex, C> {
                     grads.register::<Flex>(node.id, tensor(dw, weight.shape().dims()));
                 }
                 if let Some(node) = node_x {
-                    let dx = lowering::conv_forward(&dy_large, &values(&weight), &dims);
+                    let dx =
+                        lowering::conv_forward(&dy_large, &values(&weight), &dims, Epilogue::NONE);
                     grads.register::<Flex>(node.id, tensor(dx, x.shape().dims()));
                 }
             }
@@ -181,19 +251,17 @@ impl<C: CheckpointStrategy> LoweredConv for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(mut prep) => {
-                let state = (
-                    prep.checkpoint(&x),
-                    prep.checkpoint(&weight),
-                    geometry,
-                    output_px,
-                );
+                let (x_id, weight_id) = (prep.checkpoint(&x), prep.checkpoint(&weight));
                 let y = Flex::lowered_conv_transpose2d(
                     x.into_primitive(),
                     weight.into_primitive(),
                     bias.into_primitive(),
                     geometry,
                     output_px,
+                    activation,
                 );
+                let activation = ActivationState::of(activation, &y);
+                let state = (x_id, weight_id, geometry, output_px, activation);
                 prep.finish(state, y)
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::lowered_conv_transpose2d(
@@ -202,6 +270,7 @@ impl<C: CheckpointStrategy> LoweredConv for Autodiff<Flex, C> {
                 bias.into_primitive(),
                 geometry,
                 output_px,
+                activation,
             )),
         }
     }

@@ -17,6 +17,7 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::epilogue::Epilogue;
 use super::im2col::Im2col;
 
 /// Kernel size, stride and zero padding of a dense 2-D convolution (dilation 1, groups 1).
@@ -166,16 +167,14 @@ impl Scratch {
     }
 }
 
-/// `y = conv(x, weight)`: `x` `[B, C_in, H, W]`, `weight` `[C_out, C_in, k_h, k_w]` → `y`
-/// `[B, C_out, H_out, W_out]`.
-pub fn conv_forward(x: &[f32], weight: &[f32], dims: &ConvDims) -> Vec<f32> {
+/// `y = conv(x, weight)`, then `epilogue` on each image: `x` `[B, C_in, H, W]`, `weight`
+/// `[C_out, C_in, k_h, k_w]` → `y` `[B, C_out, H_out, W_out]`.
+pub fn conv_forward(x: &[f32], weight: &[f32], dims: &ConvDims, epilogue: Epilogue) -> Vec<f32> {
     check_len("input", x, dims.batch * dims.input_len());
     check_len("weight", weight, dims.weight_len());
     let (k, l) = (dims.patch_len(), dims.output_pixels());
-    let mut y = vec![0.0f32; dims.batch * dims.output_len()];
     let grouping = Grouping::of(dims);
-    for_each_group(
-        &mut y,
+    map_groups(
         dims.output_len(),
         dims,
         &grouping,
@@ -187,29 +186,35 @@ pub fn conv_forward(x: &[f32], weight: &[f32], dims: &ConvDims) -> Vec<f32> {
             if count == 1 {
                 // y_b [C_out, L] = W [C_out, K] · col [K, L]
                 gemm(y_group, false, w, col, grouping.parallelism);
-                return;
-            }
-            gemm(&mut scratch.wide, false, w, col, grouping.parallelism);
-            for (g, y_b) in y_group.chunks_exact_mut(dims.output_len()).enumerate() {
-                for (co, row) in y_b.chunks_exact_mut(l).enumerate() {
-                    row.copy_from_slice(&scratch.wide[co * n + g * l..][..l]);
+            } else {
+                gemm(&mut scratch.wide, false, w, col, grouping.parallelism);
+                for (g, y_b) in y_group.chunks_exact_mut(dims.output_len()).enumerate() {
+                    for (co, row) in y_b.chunks_exact_mut(l).enumerate() {
+                        row.copy_from_slice(&scratch.wide[co * n + g * l..][..l]);
+                    }
                 }
             }
+            for y_b in y_group.chunks_exact_mut(dims.output_len()) {
+                epilogue.apply(y_b, l);
+            }
         },
-    );
-    y
+    )
 }
 
 /// The input gradient `dx = convᵀ(dy, weight)`, which is also the forward pass of a transposed
-/// convolution: `dy` `[B, C_out, H_out, W_out]` → `dx` `[B, C_in, H, W]`.
-pub fn conv_input_grad(dy: &[f32], weight: &[f32], dims: &ConvDims) -> Vec<f32> {
+/// convolution (then with `epilogue` on each image): `dy` `[B, C_out, H_out, W_out]` → `dx`
+/// `[B, C_in, H, W]`.
+pub fn conv_input_grad(
+    dy: &[f32],
+    weight: &[f32],
+    dims: &ConvDims,
+    epilogue: Epilogue,
+) -> Vec<f32> {
     check_len("output gradient", dy, dims.batch * dims.output_len());
     check_len("weight", weight, dims.weight_len());
     let (k, l) = (dims.patch_len(), dims.output_pixels());
-    let mut dx = vec![0.0f32; dims.batch * dims.input_len()];
     let grouping = Grouping::of(dims);
-    for_each_group(
-        &mut dx,
+    map_groups(
         dims.input_len(),
         dims,
         &grouping,
@@ -226,12 +231,13 @@ pub fn conv_input_grad(dy: &[f32], weight: &[f32], dims: &ConvDims) -> Vec<f32> 
                 let wide = Matrix::row_major(&scratch.wide, dims.c_out, n);
                 gemm(&mut scratch.col, false, w_t, wide, grouping.parallelism);
             }
+            let plane = dims.input_px[0] * dims.input_px[1];
             for (g, dx_b) in dx_group.chunks_exact_mut(dims.input_len()).enumerate() {
                 scratch.lowering.col2im(&scratch.col[g * l..], n, dx_b);
+                epilogue.apply(dx_b, plane);
             }
         },
-    );
-    dx
+    )
 }
 
 /// The weight gradient `dW = Σ_b dy_b · im2col(x_b)ᵀ`: `x` `[B, C_in, H, W]`, `dy`
@@ -281,19 +287,6 @@ pub fn conv_weight_grad(x: &[f32], dy: &[f32], dims: &ConvDims) -> Vec<f32> {
     dw
 }
 
-/// Adds `bias[c]` to every pixel of channel `c` of `y` `[B, C, H, W]`, in parallel.
-pub fn add_channel_bias(y: &mut [f32], bias: &[f32], spatial_px: [usize; 2]) {
-    let plane = spatial_px[0] * spatial_px[1];
-    if plane == 0 || bias.is_empty() {
-        return;
-    }
-    y.par_chunks_mut(plane * bias.len()).for_each(|image| {
-        for (channel, b) in image.chunks_exact_mut(plane).zip(bias) {
-            channel.iter_mut().for_each(|v| *v += b);
-        }
-    });
-}
-
 /// Per-channel sums of `dy` `[B, C, H, W]` over the batch and the pixels (the bias gradient):
 /// each image summed in parallel (in f64), then the images in a fixed order.
 pub fn channel_sums(dy: &[f32], channels: usize, spatial_px: [usize; 2]) -> Vec<f32> {
@@ -317,28 +310,45 @@ pub fn channel_sums(dy: &[f32], channels: usize, spatial_px: [usize; 2]) -> Vec<
     sums.into_iter().map(|s| s as f32).collect()
 }
 
-/// Runs `work(scratch, images, out_group)` for every group of images, in parallel; `out`
-/// holds `per_image` values for each image, and `out_group` is the part of its group.
-fn for_each_group<F>(
-    out: &mut [f32],
-    per_image: usize,
-    dims: &ConvDims,
-    grouping: &Grouping,
-    work: F,
-) where
+/// Runs `work(scratch, images, out_group)` for every group of images, in parallel, and returns
+/// the output: `per_image` values for each image, of which `out_group` is the group's part,
+/// zeroed before `work` sees it.
+///
+/// The output is allocated uninitialised and each group zeroes its own part on the thread that
+/// then writes it: a zeroed allocation (`vec![0.0; n]`) would zero, and page-fault, the whole
+/// output on the calling thread first, a serial pass over every activation of the network.
+fn map_groups<F>(per_image: usize, dims: &ConvDims, grouping: &Grouping, work: F) -> Vec<f32>
+where
     F: Fn(&mut Scratch, std::ops::Range<usize>, &mut [f32]) + Sync + Send,
 {
-    if out.is_empty() || per_image == 0 {
-        return;
+    let len = dims.batch * per_image;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    if len == 0 {
+        return out;
     }
-    out.par_chunks_mut(grouping.images_per_group * per_image)
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(grouping.images_per_group * per_image)
         .enumerate()
         .for_each_init(
             || Scratch::new(dims, grouping),
             |scratch, (group, out_group)| {
+                let out_group = zero(out_group);
                 work(scratch, grouping.images(group, dims.batch), out_group)
             },
         );
+    // SAFETY: the chunks cover `..len` and every one was initialised by `zero` above (a panic
+    // in `work` propagates out of `for_each_init` before this line, leaving `out` empty).
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// Writes zeros over `uninit` and returns it as the initialised slice it now is.
+fn zero(uninit: &mut [std::mem::MaybeUninit<f32>]) -> &mut [f32] {
+    for value in uninit.iter_mut() {
+        value.write(0.0);
+    }
+    // SAFETY: every element was just written, and `MaybeUninit<f32>` has `f32`'s layout.
+    unsafe { &mut *(uninit as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) }
 }
 
 /// Splits `0..n` into at most `parts` contiguous, non-empty ranges of near-equal length.
@@ -566,7 +576,7 @@ mod tests {
         for d in cases() {
             let x = values(d.batch * d.input_len(), 1);
             let w = values(d.weight_len(), 2);
-            let got = conv_forward(&x, &w, &d);
+            let got = conv_forward(&x, &w, &d, Epilogue::NONE);
             let want = naive_forward(&x, &w, &d);
             for (g, e) in got.iter().zip(&want) {
                 assert!((g - e).abs() < 1e-4, "{d:?}: {g} vs {e}");
@@ -585,9 +595,9 @@ mod tests {
             let x = values(d.batch * d.input_len(), 3);
             let w = values(d.weight_len(), 4);
             let dy = values(d.batch * d.output_len(), 5);
-            let y = conv_forward(&x, &w, &d);
+            let y = conv_forward(&x, &w, &d, Epilogue::NONE);
             let reference = dot(&dy, &y);
-            let via_input = dot(&conv_input_grad(&dy, &w, &d), &x);
+            let via_input = dot(&conv_input_grad(&dy, &w, &d, Epilogue::NONE), &x);
             let via_weight = dot(&conv_weight_grad(&x, &dy, &d), &w);
             let tol = 1e-4 * reference.abs().max(1.0);
             assert!(
@@ -640,14 +650,59 @@ mod tests {
     }
 
     #[test]
-    fn bias_is_added_per_channel_and_its_gradient_sums_per_channel() {
-        // Two images, three channels of 2×1 pixels.
-        let mut y = vec![0.0f32; 2 * 3 * 2];
-        add_channel_bias(&mut y, &[1.0, 2.0, 3.0], [2, 1]);
-        assert_eq!(y, [1., 1., 2., 2., 3., 3., 1., 1., 2., 2., 3., 3.]);
+    fn bias_gradient_sums_per_channel() {
+        // Two images, three channels of 1×2 pixels.
         let dy: Vec<f32> = (0..12).map(|v| v as f32).collect();
         // channel 0: 0+1+6+7, channel 1: 2+3+8+9, channel 2: 4+5+10+11
         assert_eq!(channel_sums(&dy, 3, [1, 2]), [14.0, 22.0, 30.0]);
+    }
+
+    #[test]
+    fn the_epilogue_runs_on_every_image_of_both_passes() {
+        on_thread_counts(the_epilogue_runs_here);
+    }
+
+    fn the_epilogue_runs_here() {
+        use super::super::epilogue::FusedActivation;
+        for d in cases() {
+            let x = values(d.batch * d.input_len(), 8);
+            let w = values(d.weight_len(), 9);
+            let dy = values(d.batch * d.output_len(), 10);
+            let bias_out = values(d.c_out, 11);
+            let bias_in = values(d.c_in, 12);
+            let relu = |bias| Epilogue {
+                bias: Some(bias),
+                activation: Some(FusedActivation::Relu),
+            };
+            let expect = |plain: Vec<f32>, bias: &[f32], plane: usize| -> Vec<f32> {
+                plain
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (v + bias[(i / plane) % bias.len()]).max(0.0))
+                    .collect()
+            };
+            let pairs = [
+                (
+                    conv_forward(&x, &w, &d, relu(&bias_out)),
+                    expect(
+                        conv_forward(&x, &w, &d, Epilogue::NONE),
+                        &bias_out,
+                        d.output_pixels(),
+                    ),
+                ),
+                (
+                    conv_input_grad(&dy, &w, &d, relu(&bias_in)),
+                    expect(
+                        conv_input_grad(&dy, &w, &d, Epilogue::NONE),
+                        &bias_in,
+                        d.input_px[0] * d.input_px[1],
+                    ),
+                ),
+            ];
+            for (got, want) in pairs {
+                assert_eq!(got, want, "{d:?}");
+            }
+        }
     }
 
     #[test]

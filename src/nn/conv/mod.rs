@@ -1,9 +1,11 @@
 //! The dense convolutions of the autoencoders, routed by device: on the CPU (burn-flex) through
-//! our im2col + GEMM lowering with its own backward pass ([`lowering`]), elsewhere through
+//! our im2col + GEMM lowering with its own backward pass ([`lowering`]), the bias and a ReLU or
+//! leaky ReLU folded into its parallel passes ([`epilogue`]), elsewhere through
 //! burn's kernels — or, for the decoder's transposed convs on a GPU when asked, as a sub-pixel
 //! conv ([`subpixel`]). Every path takes burn's `Conv2d` / `ConvTranspose2d` parameters
 //! unchanged, so checkpoints load either way.
 
+mod epilogue;
 mod extension;
 mod im2col;
 mod lowering;
@@ -17,6 +19,9 @@ use burn::tensor::module::{conv_transpose2d as burn_conv_transpose2d, conv2d as 
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{DType, Tensor};
 
+use super::blocks::LEAKY_SLOPE;
+use super::config::ActivationKind;
+use epilogue::FusedActivation;
 use extension::LoweredConv;
 pub use lowering::ConvGeometry;
 
@@ -88,43 +93,49 @@ fn path_from_env() -> &'static CpuConvPath {
     })
 }
 
-/// `x` `[B, C_in, H, W]` ⊛ `weight` `[C_out, C_in, k_h, k_w]` (+ `bias` `[C_out]`) →
-/// `[B, C_out, H_out, W_out]`; dilation 1, groups 1.
+/// `x` `[B, C_in, H, W]` ⊛ `weight` `[C_out, C_in, k_h, k_w]` (+ `bias` `[C_out]`), then
+/// `activation` → `[B, C_out, H_out, W_out]`; dilation 1, groups 1.
 pub fn conv2d(
     x: Tensor<4>,
     weight: Tensor<4>,
     bias: Option<Tensor<1>>,
     geometry: ConvGeometry,
+    activation: Option<ActivationKind>,
 ) -> Tensor<4> {
     if !runs_lowered(&x, &weight) {
         let options = ConvOptions::new(geometry.stride, geometry.padding, [1, 1], 1);
-        return burn_conv2d(x, weight, bias, options);
+        return activate(burn_conv2d(x, weight, bias, options), activation);
     }
     let bias = bias_or_zeros(bias, &weight, 0);
-    Tensor::<4>::from_dispatch(<Dispatch as LoweredConv>::lowered_conv2d(
+    let (fused, after) = split_activation(activation);
+    let y = Tensor::<4>::from_dispatch(<Dispatch as LoweredConv>::lowered_conv2d(
         x.into_dispatch(),
         weight.into_dispatch(),
         bias.into_dispatch(),
         geometry,
-    ))
+        fused,
+    ));
+    activate(y, after)
 }
 
 /// The transposed convolution of `x` `[B, C_in, h, w]` by `weight` `[C_in, C_out, k_h, k_w]`
-/// (+ `bias` `[C_out]`) to exactly `output_px` (which fixes the output padding); dilation 1,
-/// groups 1.
+/// (+ `bias` `[C_out]`) to exactly `output_px` (which fixes the output padding), then
+/// `activation`; dilation 1, groups 1.
 pub fn conv_transpose2d(
     x: Tensor<4>,
     weight: Tensor<4>,
     bias: Option<Tensor<1>>,
     geometry: ConvGeometry,
     output_px: [usize; 2],
+    activation: Option<ActivationKind>,
 ) -> Tensor<4> {
     let subpixel_applies = geometry.kernel == [3, 3]
         && geometry.stride == [2, 2]
         && geometry.padding == [1, 1]
         && gpu_deconv_path() == GpuDeconvPath::SubPixel;
     if !runs_lowered(&x, &weight) && subpixel_applies && !is_flex(&x) {
-        return subpixel::conv_transpose3x3_s2(x, weight, bias, output_px);
+        let y = subpixel::conv_transpose3x3_s2(x, weight, bias, output_px);
+        return activate(y, activation);
     }
     if !runs_lowered(&x, &weight) {
         let [_, _, h, w] = x.dims();
@@ -134,16 +145,41 @@ pub fn conv_transpose2d(
         });
         let options =
             ConvTransposeOptions::new(geometry.stride, geometry.padding, padding_out, [1, 1], 1);
-        return burn_conv_transpose2d(x, weight, bias, options);
+        return activate(burn_conv_transpose2d(x, weight, bias, options), activation);
     }
     let bias = bias_or_zeros(bias, &weight, 1);
-    Tensor::<4>::from_dispatch(<Dispatch as LoweredConv>::lowered_conv_transpose2d(
+    let (fused, after) = split_activation(activation);
+    let y = Tensor::<4>::from_dispatch(<Dispatch as LoweredConv>::lowered_conv_transpose2d(
         x.into_dispatch(),
         weight.into_dispatch(),
         bias.into_dispatch(),
         geometry,
         output_px,
-    ))
+        fused,
+    ));
+    activate(y, after)
+}
+
+/// The part of `activation` the lowered kernels run themselves (ReLU and leaky ReLU), and the
+/// part left to burn (ELU and SELU).
+fn split_activation(
+    activation: Option<ActivationKind>,
+) -> (Option<FusedActivation>, Option<ActivationKind>) {
+    match activation {
+        Some(ActivationKind::Relu) => (Some(FusedActivation::Relu), None),
+        Some(ActivationKind::LeakyRelu) => {
+            let negative_slope = LEAKY_SLOPE as f32;
+            (Some(FusedActivation::LeakyRelu { negative_slope }), None)
+        }
+        other => (None, other),
+    }
+}
+
+fn activate(y: Tensor<4>, activation: Option<ActivationKind>) -> Tensor<4> {
+    match activation {
+        Some(activation) => activation.apply(y),
+        None => y,
+    }
 }
 
 /// The lowered kernels run on burn-flex, for float32 tensors, unless a bench asked for burn's.
