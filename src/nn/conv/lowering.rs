@@ -502,6 +502,7 @@ fn gemm(dst: &mut [f32], accumulate: bool, lhs: Matrix, rhs: Matrix, parallelism
 
 #[cfg(test)]
 mod tests {
+    use super::super::epilogue::FusedActivation;
     use super::*;
 
     /// Direct convolution by the definition, for reference.
@@ -717,7 +718,6 @@ mod tests {
     }
 
     fn the_epilogue_runs_here() {
-        use super::super::epilogue::FusedActivation;
         for d in cases() {
             let x = values(d.batch * d.input_len(), 8);
             let w = values(d.weight_len(), 9);
