@@ -4,13 +4,13 @@
 #   (target ≥ 0.97);
 # - sample:channels and sample:droplets: held-out accuracy of their hand-labelled subsets
 #   (target ≥ 0.95), plus how many pseudo-labels match the samples' ground truth.
-# Issue 17 (--only mnist-scarce | channels-scarce): the labeller chosen from 100–2,500 MNIST
-# labels or 50 channel labels, with every labeller's 5-fold estimate and test accuracy
-# (bench/README.md has the table).
+# Issue 17 (--only mnist-scarce | channels-scarce | droplets-scarce): the labeller chosen from
+# 100–2,500 MNIST labels or 50 channel or droplet labels, with every labeller's 5-fold
+# estimate and test accuracy (bench/README.md has the table).
 # Wall times include opening the data, training, predicting every unlabelled member and
 # writing the label store.
 #
-#   bench/pseudo_label_targets.sh [--only mnist|mnist-scarce|channels|channels-scarce|droplets] [--backend cpu|gpu|auto]
+#   bench/pseudo_label_targets.sh [--only mnist|mnist-scarce|channels|channels-scarce|droplets|droplets-scarce] [--backend cpu|gpu|auto]
 #                                 [--config FILE.toml] [--out DIR]
 #
 # Measured (default ClassifierConfig, CPU burn-flex, 2 shared cores at load 2–6, Nov 2026):
@@ -93,6 +93,11 @@ if [[ -z "$only" || "$only" == channels-scarce ]]; then
     for seed in ${SENSE_SEEDS:-0 1 2}; do
         run "channels-50-s$seed" --data sample:channels --limit-labels 50 --seed "$seed" \
             "${latents[@]}"
+    done
+fi
+if [[ -z "$only" || "$only" == droplets-scarce ]]; then
+    for seed in ${SENSE_SEEDS:-0 1 2}; do
+        run "droplets-50-s$seed" --data sample:droplets --limit-labels 50 --seed "$seed"
     done
 fi
 # 5,760 training frames: 15 epochs keep the CPU run near half an hour.

@@ -1,8 +1,10 @@
-//! Features of members for when no trained model exists yet, both from members
-//! average-pooled to at most 32 px a side:
-//! - [`PixelFeatures`]: PCA to 50 components (the app's first map; label spreading on data
-//!   whose classes sit at fixed places, such as digits);
-//! - [`SpectrumFeatures`]: the power spectrum binned by frequency and orientation,
+//! Features of members for when no trained model exists yet, both from average-pooled
+//! members:
+//! - [`PixelFeatures`]: PCA to 50 components of members pooled to at most 32 px a side (the
+//!   app's first map; label spreading on data whose classes sit at fixed places, such as
+//!   digits);
+//! - [`SpectrumFeatures`]: the power spectrum, of members pooled to at most 80 px a side,
+//!   binned by frequency and orientation,
 //!   translation- and contrast-invariant (label spreading on stochastic fields, such as
 //!   channel structures, whose classes differ in orientation and scale, not in position).
 
@@ -22,8 +24,12 @@ pub const PIXEL_FEATURE_COMPONENTS: usize = 50;
 /// The PCA is fitted on at most this many members (evenly spaced): more changes the
 /// components little and would hold a 135K-member ensemble's pooled pixels in memory at once.
 const FIT_MAX_MEMBERS: usize = 20_000;
-/// Members pooled and projected per step of [`PixelFeatures::transform`].
+/// Members pooled and turned into features per step, at most: enough to keep every core busy
+/// and to report progress often.
 const CHUNK_MEMBERS: usize = 4096;
+/// Pooled values held per step, at most (32 MiB): a chunk of 4,096 three-channel members
+/// pooled to 80 px a side would hold 300 MB.
+const CHUNK_MAX_VALUES: usize = 1 << 23;
 
 /// A fitted pooling + PCA, to apply to any member of the same shape.
 #[derive(Debug, Clone)]
@@ -145,9 +151,10 @@ impl Pooling {
         features: impl Fn(ArrayView2<f32>, ArrayViewMut2<f32>) -> ClassifyResult<()>,
     ) -> ClassifyResult<Array2<f32>> {
         let mut out = Array2::<f32>::zeros((members.len(), width));
-        for (chunk, rows) in members.chunks(CHUNK_MEMBERS).enumerate() {
+        let per_chunk = (CHUNK_MAX_VALUES / self.dim().max(1)).clamp(1, CHUNK_MEMBERS);
+        for (chunk, rows) in members.chunks(per_chunk).enumerate() {
             let pixels = self.pixels(ensemble, rows, control)?;
-            let first = chunk * CHUNK_MEMBERS;
+            let first = chunk * per_chunk;
             features(
                 pixels.view(),
                 out.slice_mut(s![first..first + rows.len(), ..]),
@@ -186,9 +193,12 @@ impl Pooling {
     }
 }
 
-/// Members are shrunk to at most this side before their spectrum: fine texture matters
-/// (channels: 0.88 at 25 px, TODO at 50).
-const SPECTRUM_SIDE_PX: usize = 64;
+/// Members are shrunk to at most this side before their spectrum. Fine texture matters, pixel
+/// noise does not: spreading's pseudo-labels from 50 hand labels (3 seeds, bench/README.md)
+/// on `sample:channels` (50 px) were right for 0.84–0.90 of members pooled to 25 px and
+/// 0.91–0.92 at 50 px; on `sample:droplets` (160×224) for 0.79–0.84 unpooled, 0.86–0.90 at
+/// 80×112, 0.89–0.91 at 54×75 (this side) and 0.86–0.87 at 40×56.
+const SPECTRUM_SIDE_PX: usize = 80;
 /// Radial bins of the spectrum, up to the Nyquist radius (corners beyond it are left out).
 const SPECTRUM_RADIAL_BINS: usize = 8;
 /// Orientation bins over [0, π) (the power spectrum of a real image is symmetric).
@@ -204,9 +214,8 @@ const SPECTRUM_FLOOR: f64 = 1e-6;
 /// `sample:channels` with 50 hand labels, label spreading over these reaches 0.90–0.94
 /// (scikit-learn, 3 seeds) against 0.58–0.60 over pixel PCA.
 ///
-/// The DFT is ours (no FFT crate is in the tree, and rustfft would bring num-complex):
-/// members are pooled to at most 32 px a side, where a separable direct DFT costs about
-/// 64K complex multiply-adds a channel.
+/// At 80 px a side the DFT (two matrix products, see [`Dft`]) costs about 1.6M multiply-adds
+/// a channel.
 #[derive(Debug, Clone)]
 pub struct SpectrumFeatures {
     pooling: Pooling,
@@ -315,13 +324,19 @@ impl SpectrumFeatures {
     }
 }
 
-/// A direct separable DFT of `h × w` real images with the frequency bins of its output.
+/// A separable DFT of `h × w` real images, as two matrix products, with the frequency bins of
+/// its output. Written here because no FFT crate is in the tree (rustfft would bring
+/// num-complex and four more); at these sizes the products, through ndarray's SIMD GEMM, cost
+/// about what an FFT would.
 #[derive(Debug, Clone)]
 struct Dft {
     size: (usize, usize),
-    /// cos and sin of 2π·k·x/w for k, x < w, then the same for h.
-    row_twiddles: Vec<(f32, f32)>,
-    column_twiddles: Vec<(f32, f32)>,
+    /// `[w, 2·half]`: cos(2π·kx·x/w) for kx < half, then −sin(2π·kx·x/w). A row times it gives
+    /// the real parts of its first `half` frequencies, then their imaginary parts.
+    row_basis: Array2<f32>,
+    /// `[2h, 2h]`: the complex DFT along columns, [[C, S], [−S, C]] with C = cos(2π·ky·y/h)
+    /// and S = sin(2π·ky·y/h), acting on the real parts stacked over the imaginary ones.
+    column_basis: Array2<f32>,
     /// Per frequency (ky·w + kx): its bin among the used ones, if any.
     bin_of: Vec<Option<u16>>,
     /// Frequencies per used bin.
@@ -331,14 +346,24 @@ struct Dft {
 
 impl Dft {
     fn new((h, w): (usize, usize)) -> Self {
-        let twiddles = |n: usize| -> Vec<(f32, f32)> {
-            (0..n * n)
-                .map(|i| {
-                    let angle = std::f64::consts::TAU * ((i / n) * (i % n)) as f64 / n as f64;
-                    (angle.cos() as f32, angle.sin() as f32)
-                })
-                .collect()
+        // cos and sin of 2π·k·x/n, in f64 so large n keeps its phases exact.
+        let phase = |k: usize, x: usize, n: usize| {
+            let angle = std::f64::consts::TAU * ((k * x) % n) as f64 / n as f64;
+            (angle.cos() as f32, angle.sin() as f32)
         };
+        let half = Self::half_width(w);
+        let row_basis = Array2::from_shape_fn((w, 2 * half), |(x, j)| match j < half {
+            true => phase(j, x, w).0,
+            false => -phase(j - half, x, w).1,
+        });
+        let column_basis = Array2::from_shape_fn((2 * h, 2 * h), |(i, j)| {
+            let (c, s) = phase(i % h, j % h, h);
+            match (i < h, j < h) {
+                (true, true) | (false, false) => c,
+                (true, false) => s,
+                (false, true) => -s,
+            }
+        });
         // numpy's fftfreq: k/n below n/2, (k − n)/n from there.
         let frequency = |k: usize, n: usize| {
             let k = k as f64;
@@ -381,50 +406,31 @@ impl Dft {
             .collect();
         Self {
             size: (h, w),
-            row_twiddles: twiddles(w),
-            column_twiddles: twiddles(h),
+            row_basis,
+            column_basis,
             bin_of,
             n_bins: bin_sizes.len(),
             bin_sizes,
         }
     }
 
+    /// A real image's spectrum is symmetric, (ky, kx) ~ (−ky, −kx), and both fall in one bin:
+    /// only kx ≤ w/2 is computed, the others counted through their mirror.
+    fn half_width(w: usize) -> usize {
+        w / 2 + 1
+    }
+
     /// ln(mean share of the power + floor) per bin of one `h × w` channel (mean removed).
     fn binned_log_power(&self, channel: &[f32]) -> Vec<f32> {
         let (h, w) = self.size;
-        let mean = channel.iter().sum::<f32>() / channel.len().max(1) as f32;
-        // A real image's spectrum is symmetric, (ky, kx) ~ (−ky, −kx), and both fall in one
-        // bin: only kx ≤ w/2 is computed, the others counted through their mirror.
-        let half = w / 2 + 1;
-        // Along rows: h × half complex.
-        let mut rows = vec![(0.0f32, 0.0f32); h * w];
-        for y in 0..h {
-            let line = &channel[y * w..(y + 1) * w];
-            for kx in 0..half {
-                let twiddles = &self.row_twiddles[kx * w..(kx + 1) * w];
-                let (mut re, mut im) = (0.0f32, 0.0f32);
-                for (&v, &(c, s)) in line.iter().zip(twiddles) {
-                    let v = v - mean;
-                    re += v * c;
-                    im -= v * s;
-                }
-                rows[y * w + kx] = (re, im);
-            }
-        }
-        // Along columns, straight into the bins.
+        let half = Self::half_width(w);
+        let spectrum = self.half_spectrum(channel);
         let mut sums = vec![0.0f64; self.n_bins];
         let mut total = 0.0f64;
         for ky in 0..h {
-            let twiddles = &self.column_twiddles[ky * h..(ky + 1) * h];
             for kx in 0..half {
+                let (re, im) = (spectrum[[ky, kx]], spectrum[[h + ky, kx]]);
                 let mirrored = kx > 0 && 2 * kx != w;
-                let (mut re, mut im) = (0.0f32, 0.0f32);
-                for (y, &(c, s)) in twiddles.iter().enumerate() {
-                    let (a, b) = rows[y * w + kx];
-                    // (a + ib)(c − is)
-                    re += a * c + b * s;
-                    im += b * c - a * s;
-                }
                 let power = f64::from(re * re + im * im) * if mirrored { 2.0 } else { 1.0 };
                 total += power;
                 if let Some(bin) = self.bin_of[ky * w + kx] {
@@ -437,6 +443,27 @@ impl Dft {
             .zip(&self.bin_sizes)
             .map(|(&sum, &size)| (sum / f64::from(size) / total + SPECTRUM_FLOOR).ln() as f32)
             .collect()
+    }
+
+    /// The DFT of one `h × w` channel, mean removed, for kx < half: `[2h, half]`, the real
+    /// parts over the imaginary ones.
+    fn half_spectrum(&self, channel: &[f32]) -> Array2<f32> {
+        let (h, w) = self.size;
+        let half = Self::half_width(w);
+        let mean = channel.iter().sum::<f32>() / channel.len().max(1) as f32;
+        let centred = Array2::from_shape_fn((h, w), |(y, x)| channel[y * w + x] - mean);
+        // Along rows: [h, 2·half], real parts then imaginary parts; restacked to
+        // [2h, half], real parts over imaginary ones, for the column pass.
+        let along_rows = centred.dot(&self.row_basis);
+        let mut stacked = Array2::<f32>::zeros((2 * h, half));
+        stacked
+            .slice_mut(s![..h, ..])
+            .assign(&along_rows.slice(s![.., ..half]));
+        stacked
+            .slice_mut(s![h.., ..])
+            .assign(&along_rows.slice(s![.., half..]));
+        // Along columns.
+        self.column_basis.dot(&stacked)
     }
 }
 
@@ -513,6 +540,40 @@ mod tests {
             .collect();
         for (a, b) in binned.iter().zip(dft.binned_log_power(&shifted)) {
             assert!((a - b).abs() < 1e-3, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn half_spectrum_matches_a_direct_f64_dft_on_odd_and_even_sizes() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for (h, w) in [(1, 1), (5, 7), (8, 8), (6, 9), (13, 4), (40, 56)] {
+            let channel: Vec<f32> = (0..h * w).map(|_| rng.random_range(-2.0..3.0)).collect();
+            let spectrum = Dft::new((h, w)).half_spectrum(&channel);
+            let half = w / 2 + 1;
+            assert_eq!(spectrum.dim(), (2 * h, half));
+            let mean = channel.iter().map(|&v| f64::from(v)).sum::<f64>() / (h * w) as f64;
+            let scale = (h * w) as f64;
+            for ky in 0..h {
+                for kx in 0..half {
+                    let (mut re, mut im) = (0.0f64, 0.0f64);
+                    for y in 0..h {
+                        for x in 0..w {
+                            let angle = std::f64::consts::TAU
+                                * ((ky * y) as f64 / h as f64 + (kx * x) as f64 / w as f64);
+                            let v = f64::from(channel[y * w + x]) - mean;
+                            re += v * angle.cos();
+                            im -= v * angle.sin();
+                        }
+                    }
+                    for (got, want) in [(spectrum[[ky, kx]], re), (spectrum[[h + ky, kx]], im)] {
+                        assert!(
+                            (f64::from(got) - want).abs() < 1e-5 * scale,
+                            "{h}×{w} at ({ky}, {kx}): {got} vs {want}"
+                        );
+                    }
+                }
+            }
         }
     }
 
