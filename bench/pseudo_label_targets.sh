@@ -57,7 +57,8 @@ cv = " ".join(f"{k} {fmt(v)}" for k, v in r["cv_accuracy"].items())
 ev = " ".join(f"{k} {fmt(v)}" for k, v in r.get("eval_accuracy_by_labeller", {}).items())
 print(f"{name:14s} chosen {r['labeller']}  cv [{cv}] majority {fmt(r['majority_rate'])}"
       f"  eval [{ev}]  pseudo-vs-truth {fmt(r.get('pseudo_label_truth_accuracy'))}"
-      f"  pseudo {r['pseudo_labelled']} (≥{r['threshold']}: {r['above_threshold']})"
+      f"  pseudo {r['pseudo_labelled']} (≥{r['threshold']}: {r['above_threshold']},"
+      f" vs truth {fmt(r.get('confident_pseudo_label_truth_accuracy'))})"
       f"  wall {end - start:.0f} s")
 PY
 }

@@ -623,6 +623,48 @@ fn cli_pseudo_labels_a_dataset_and_reports_every_key() {
 }
 
 #[test]
+fn cli_scores_pseudo_labels_against_a_samples_ground_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("store.csv");
+    let output = sense(&[
+        "pseudo-label",
+        "--data",
+        "sample:channels",
+        "--limit-labels",
+        "50",
+        "--labeller",
+        "spreading",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+        "--quiet",
+        "--backend",
+        "cpu",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    // Every pseudo-label is scored, and the confident ones are exactly those counted above
+    // the threshold.
+    assert_eq!(
+        report["pseudo_label_truth_members"], report["pseudo_labelled"],
+        "{report}"
+    );
+    assert_eq!(
+        report["confident_pseudo_label_truth_members"], report["above_threshold"],
+        "{report}"
+    );
+    let all = report["pseudo_label_truth_accuracy"].as_f64().unwrap();
+    let confident = report["confident_pseudo_label_truth_accuracy"]
+        .as_f64()
+        .unwrap();
+    // Spreading over the spectrum gets most channel maps right from 50 labels, and its
+    // calibrated confidence means something: the confident ones are right more often.
+    assert!(all > 0.8, "{report}");
+    assert!(confident > all, "{report}");
+}
+
+#[test]
 fn cli_names_the_file_at_fault() {
     let dir = tempfile::tempdir().unwrap();
     let (data, labels, _) = write_dataset(dir.path());

@@ -189,7 +189,7 @@ pub fn run(args: PseudoLabelArgs) -> anyhow::Result<()> {
         summary: &summary,
         features: features_name,
         eval: eval.as_ref(),
-        truth: ground_truth_accuracy(&outcome, &ensemble),
+        truth: ground_truth_score(&outcome, &ensemble, summary.threshold),
         out: &args.out,
         backend: &backend.name,
         wall_secs: started.elapsed().as_secs_f64(),
@@ -481,25 +481,49 @@ fn evaluate(
     })
 }
 
-/// Share of pseudo-labels that match the ground truth, where the data carries it (the
-/// built-in samples), as `(accuracy, members scored)`.
-fn ground_truth_accuracy(outcome: &LabellerOutcome, ensemble: &Ensemble) -> Option<(f64, usize)> {
+/// How the pseudo-labels compare with the ground truth, where the data carries it (the
+/// built-in samples).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct TruthScore {
+    /// Share of the scored pseudo-labels that match.
+    accuracy: f64,
+    members: usize,
+    /// The same over those at or above the confidence threshold (the ones training takes),
+    /// if any are.
+    confident_accuracy: Option<f64>,
+    confident_members: usize,
+}
+
+fn ground_truth_score(
+    outcome: &LabellerOutcome,
+    ensemble: &Ensemble,
+    threshold: f32,
+) -> Option<TruthScore> {
     let truth = ensemble.ground_truth.as_ref()?;
-    let scored: Vec<bool> = outcome
+    // (matches the truth, confident) per scored pseudo-label.
+    let scored: Vec<(bool, bool)> = outcome
         .predictions
         .iter()
         .filter_map(|p| {
             let truth = truth.class_name(p.member)?;
-            Some(
-                outcome
-                    .classes
-                    .get(p.class as usize)
-                    .is_some_and(|n| n == truth),
-            )
+            let right = outcome
+                .classes
+                .get(p.class as usize)
+                .is_some_and(|n| n == truth);
+            Some((right, p.confidence >= threshold))
         })
         .collect();
-    let correct = scored.iter().filter(|&&ok| ok).count();
-    (!scored.is_empty()).then(|| (correct as f64 / scored.len() as f64, scored.len()))
+    let share = |of: &[(bool, bool)]| {
+        (!of.is_empty())
+            .then(|| of.iter().filter(|(right, _)| *right).count() as f64 / of.len() as f64)
+    };
+    let confident: Vec<(bool, bool)> = scored.iter().copied().filter(|&(_, c)| c).collect();
+    Some(TruthScore {
+        accuracy: share(&scored)?,
+        members: scored.len(),
+        confident_accuracy: share(&confident),
+        confident_members: confident.len(),
+    })
 }
 
 fn progress_bar(hidden: bool) -> ProgressBar {
@@ -520,7 +544,7 @@ struct Report<'a> {
     summary: &'a PseudoLabelSummary,
     features: &'a str,
     eval: Option<&'a Evaluation>,
-    truth: Option<(f64, usize)>,
+    truth: Option<TruthScore>,
     out: &'a Path,
     backend: &'a str,
     wall_secs: f64,
@@ -601,9 +625,17 @@ impl Report<'_> {
                 object.insert("eval_per_class".into(), json!(chosen.class_scores()));
             }
         }
-        if let Some((accuracy, members)) = self.truth {
-            object.insert("pseudo_label_truth_accuracy".into(), json!(accuracy));
-            object.insert("pseudo_label_truth_members".into(), json!(members));
+        if let Some(truth) = self.truth {
+            object.insert("pseudo_label_truth_accuracy".into(), json!(truth.accuracy));
+            object.insert("pseudo_label_truth_members".into(), json!(truth.members));
+            object.insert(
+                "confident_pseudo_label_truth_accuracy".into(),
+                json!(truth.confident_accuracy),
+            );
+            object.insert(
+                "confident_pseudo_label_truth_members".into(),
+                json!(truth.confident_members),
+            );
         }
         println!("{value:#}");
     }
@@ -652,8 +684,17 @@ impl Report<'_> {
                 print!("{}", chosen.to_table());
             }
         }
-        if let Some((accuracy, members)) = self.truth {
-            println!("pseudo-labels match the ground truth for {accuracy:.4} of {members} members");
+        if let Some(truth) = self.truth {
+            println!(
+                "pseudo-labels match the ground truth for {:.4} of {} members",
+                truth.accuracy, truth.members
+            );
+            if let Some(confident) = truth.confident_accuracy {
+                println!(
+                    "  and for {confident:.4} of the {} with confidence ≥ {}",
+                    truth.confident_members, self.summary.threshold
+                );
+            }
         }
         let summary = self.summary;
         let width = summary
