@@ -325,9 +325,9 @@ impl SpectrumFeatures {
 }
 
 /// A separable DFT of `h × w` real images, as two matrix products, with the frequency bins of
-/// its output. Written here because no FFT crate is in the tree (rustfft would bring
-/// num-complex and four more); at these sizes the products, through ndarray's SIMD GEMM, cost
-/// about what an FFT would.
+/// its output. Written here because no FFT crate is in the tree (rustfft would add itself,
+/// strength_reduce, transpose and primal-check). As products, through ndarray's SIMD GEMM,
+/// it is no longer latency-bound: bench/README.md has what that changed.
 #[derive(Debug, Clone)]
 struct Dft {
     size: (usize, usize),
