@@ -63,6 +63,11 @@ impl TaskControl {
         self.cancelled.store(true, Ordering::Relaxed);
     }
 
+    /// The flag [`cancel`](Self::cancel) sets, for a signal handler to set instead.
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancelled.clone()
+    }
+
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
     }

@@ -362,6 +362,17 @@ clustering = { "loss.lambda_cluster" = 0.2, "loss.lambda_contrastive" = 0.0 }
         &out.display().to_string(),
         "--quiet",
     ];
+    // Slurm's flags without `--engine slurm` are a mistake: refused before anything trains.
+    let mut slurm_flags_here = args.to_vec();
+    slurm_flags_here.extend(["--partition", "gpu", "--time", "1:00:00"]);
+    let refused = sense(&slurm_flags_here);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{err}");
+    assert!(
+        err.contains("--partition, --time only apply with --engine slurm"),
+        "{err}"
+    );
+    assert!(!out.join("table.md").exists());
     let first = sense(&args);
     assert!(
         first.status.success(),

@@ -844,3 +844,79 @@ fn an_external_run_is_followed_as_it_trains_and_relabels_reach_its_label_store()
         harness.state().errors()
     );
 }
+
+/// A followed run whose trainer is killed without a word (a cluster job at its time limit,
+/// the kernel's out-of-memory killer) says so in the Training panel and as an error, instead
+/// of showing "training" for ever.
+#[test]
+fn a_followed_run_whose_trainer_is_killed_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, _) = write_channels(tmp.path());
+    let config = tmp.path().join("small.toml");
+    std::fs::write(
+        &config,
+        "[model]\nlatent_dim = 16\nfilters = 16\n[optimizer]\nbatch_size = 64\n",
+    )
+    .unwrap();
+    let run = tmp.path().join("cluster-run");
+    let mut trainer = std::process::Command::new(env!("CARGO_BIN_EXE_sense"))
+        .args(["train", "--data", &data, "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&run)
+        .args(["--epochs", "100000", "--backend", "cpu", "--quiet"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let minute = Duration::from_secs(60);
+    let start = Instant::now();
+    // The first beat comes a few seconds into the run.
+    while !run.join("live").join("progress.json").is_file() {
+        assert!(start.elapsed() < minute, "sense train wrote no heartbeat");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let first = tmp.path().join("first");
+    std::fs::create_dir_all(&first).unwrap();
+    let mut harness = harness(session_in(&first));
+    step_until(&mut harness, "the first session", 2 * minute, |app| {
+        app.is_ready()
+    });
+    harness
+        .state_mut()
+        .follow_run(&run, &tmp.path().join("following"));
+    step_until(
+        &mut harness,
+        "the followed run training",
+        2 * minute,
+        |app| app.followed_run().is_some() && app.is_training() && app.loss_points() > 0,
+    );
+    harness.run_steps(2);
+    assert!(
+        harness.query_by_label_contains("training: epoch").is_some(),
+        "{:?}",
+        harness.state().notices()
+    );
+
+    trainer.kill().unwrap();
+    trainer.wait().unwrap();
+    step_until(&mut harness, "the trainer's end", minute, |app| {
+        !app.is_training()
+    });
+    harness.run_steps(2);
+    let said = format!(
+        "pid {} on this machine) ended without finishing",
+        trainer.id()
+    );
+    // The Training panel (the notification says it too).
+    let in_panel = format!("epochs: the trainer ({said}");
+    assert!(
+        harness.query_by_label_contains(&in_panel).is_some(),
+        "the panel does not say {in_panel:?}"
+    );
+    assert!(
+        harness.state().errors().iter().any(|e| e.contains(&said)),
+        "{:?}",
+        harness.state().errors()
+    );
+}

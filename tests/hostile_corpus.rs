@@ -548,6 +548,23 @@ fn cases(dir: &Path) -> Vec<Case> {
         &resumed.join("dataset.json"),
         r#"{"data": "sample:mnist", "labels": null}"#,
     );
+    std::fs::create_dir(resumed.join("checkpoint")).unwrap();
+    write(&resumed.join("checkpoint/state.json"), "{}");
+    let unstarted = p("unstarted-run");
+    std::fs::create_dir(&unstarted).unwrap();
+    write(&unstarted.join("config.toml"), "epochs = 3\n");
+    cases.push(case(
+        "--resume of a run without a checkpoint",
+        &[
+            &"train",
+            &"--data",
+            &small_images,
+            &"--out",
+            &unstarted,
+            &"--resume",
+        ],
+        &["unstarted-run", "no checkpoint", "--force"],
+    ));
     cases.push(case(
         "--resume with other data",
         &[

@@ -119,3 +119,64 @@ fn bad_configuration_fails_with_a_message() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("learning_rte"), "{stderr}");
 }
+
+/// SIGTERM (what Slurm sends a job at its time limit) and Ctrl-C stop `sense train` cleanly:
+/// it says how to resume, its heartbeat says "stopped", and `--resume` goes on from there.
+#[test]
+fn a_signal_stops_sense_train_cleanly_and_resumably() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, labels) = common::write_digits(dir.path(), 60);
+    let run = dir.path().join("run");
+    let train = |epochs: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sense"));
+        command
+            .args(["train", "--data", &data, "--labels", &labels, "--out"])
+            .arg(&run)
+            .args(["--epochs", epochs, "--backend", "cpu", "--quiet"]);
+        command
+    };
+    let child = train("100000")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    // Under way: an epoch is in the metrics.
+    while std::fs::read_to_string(run.join("metrics.jsonl")).map_or(true, |m| m.is_empty()) {
+        assert!(start.elapsed().as_secs() < 120, "no epoch after 2 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: sends SIGTERM to the child this test spawned.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "an error, not a kill: {stderr}"
+    );
+    assert!(
+        stderr.contains("training stopped") && stderr.contains("--resume"),
+        "{stderr}"
+    );
+    let beat = sense::train::heartbeat::read(&run)
+        .unwrap()
+        .expect("a heartbeat");
+    let Some(sense::train::heartbeat::RunEnd::Stopped { epoch, .. }) = beat.end else {
+        panic!("{beat:?}");
+    };
+    assert!(epoch >= 1, "{beat:?}");
+
+    let resumed = train(&(epoch + 1).to_string())
+        .arg("--resume")
+        .output()
+        .unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let metrics = sense::train::run_dir::read_metrics(&run).unwrap();
+    assert_eq!(metrics.len(), epoch + 1);
+}

@@ -5,9 +5,10 @@
 use sense::data::Ensemble;
 use sense::labels::LabelSnapshot;
 use sense::nn::{ModelConfig, ModelKind};
+use sense::train::heartbeat::{self, RunEnd};
 use sense::train::{
-    BackendChoice, BackendKind, LossWeights, RunSummary, TrainConfig, TrainEvent, Trainer,
-    TrainerHandle,
+    BackendChoice, BackendKind, LossWeights, RunSummary, StepProgress, TrainConfig, TrainEvent,
+    Trainer, TrainerHandle,
 };
 use std::time::{Duration, Instant};
 
@@ -79,12 +80,12 @@ fn step_losses(events: &[TrainEvent]) -> Vec<(usize, usize, f64)> {
     events
         .iter()
         .filter_map(|e| match e {
-            TrainEvent::Step {
+            TrainEvent::Step(StepProgress {
                 epoch,
                 step,
                 losses,
                 ..
-            } => Some((*epoch, *step, losses.total)),
+            }) => Some((*epoch, *step, losses.total)),
             _ => None,
         })
         .collect()
@@ -119,12 +120,12 @@ fn events_arrive_in_order_and_the_model_learns() {
     let (mut steps, mut supervised_steps) = (0, 0);
     for event in &events {
         match event {
-            TrainEvent::Step {
+            TrainEvent::Step(StepProgress {
                 epoch,
                 global_step,
                 losses,
                 ..
-            } => {
+            }) => {
                 assert_eq!(*epoch, epochs_seen);
                 assert!(*global_step > last_global);
                 last_global = *global_step;
@@ -170,6 +171,17 @@ fn events_arrive_in_order_and_the_model_learns() {
 
     let summary = finished(&events);
     assert_eq!(summary.epochs, 10);
+    // The last heartbeat names this process, the last step, and how the run ended.
+    let beat = heartbeat::read(dir.path()).unwrap().expect("a heartbeat");
+    assert_eq!(
+        (beat.pid, beat.end),
+        (std::process::id(), Some(RunEnd::Finished))
+    );
+    let last = beat.step.expect("the last step");
+    assert_eq!(
+        (last.epoch, last.step + 1, last.global_step),
+        (9, last.steps_per_epoch, summary.steps)
+    );
     let epoch_val: Vec<f64> = events
         .iter()
         .filter_map(|e| match e {
@@ -201,7 +213,7 @@ fn pause_resume_and_stop_within_a_second() {
     // Wait for training to be under way.
     loop {
         match handle.recv_timeout(Duration::from_secs(60)).unwrap() {
-            TrainEvent::Step { .. } => break,
+            TrainEvent::Step(_) => break,
             e => assert!(!e.is_final(), "{e:?}"),
         }
     }
@@ -216,12 +228,12 @@ fn pause_resume_and_stop_within_a_second() {
     // Nothing trains while paused.
     std::thread::sleep(Duration::from_millis(300));
     while let Ok(event) = handle.try_recv() {
-        assert!(!matches!(event, TrainEvent::Step { .. }), "{event:?}");
+        assert!(!matches!(event, TrainEvent::Step(_)), "{event:?}");
     }
     handle.resume();
     loop {
         match handle.recv_timeout(Duration::from_secs(10)).unwrap() {
-            TrainEvent::Step { .. } => break,
+            TrainEvent::Step(_) => break,
             e => assert!(!e.is_final(), "{e:?}"),
         }
     }
@@ -229,12 +241,12 @@ fn pause_resume_and_stop_within_a_second() {
     handle.stop();
     let events = collect(&handle);
     let waited = asked.elapsed();
-    assert!(
-        matches!(events.last(), Some(TrainEvent::Stopped { .. })),
-        "{:?}",
-        events.last()
-    );
+    let Some(&TrainEvent::Stopped { epoch, global_step }) = events.last() else {
+        panic!("{:?}", events.last());
+    };
     assert!(waited < Duration::from_secs(1), "stop took {waited:?}");
+    let beat = heartbeat::read(dir.path()).unwrap().expect("a heartbeat");
+    assert_eq!(beat.end, Some(RunEnd::Stopped { epoch, global_step }));
 }
 
 #[test]
@@ -251,7 +263,7 @@ fn labels_sent_mid_run_switch_on_the_label_losses() {
     let mut sent = false;
     for event in collect_until_final(&handle, |event| {
         // After the first step, hand the trainer labels.
-        if let TrainEvent::Step { global_step: 1, .. } = event {
+        if let TrainEvent::Step(StepProgress { global_step: 1, .. }) = event {
             Some(labels.clone())
         } else {
             None
@@ -264,8 +276,8 @@ fn labels_sent_mid_run_switch_on_the_label_losses() {
                 assert_eq!(labelled_members, labels.len());
                 sent = true;
             }
-            TrainEvent::Step { losses, .. } if !sent => before.push(losses),
-            TrainEvent::Step { losses, .. } => after.push(losses),
+            TrainEvent::Step(StepProgress { losses, .. }) if !sent => before.push(losses),
+            TrainEvent::Step(StepProgress { losses, .. }) => after.push(losses),
             _ => {}
         }
     }
@@ -585,7 +597,7 @@ fn latents_on_request_and_a_failing_step_is_an_error_not_a_crash() {
     let handle = Trainer::spawn(ensemble, labels, config, dir.path()).unwrap();
     loop {
         match handle.recv_timeout(Duration::from_secs(60)).unwrap() {
-            TrainEvent::Step { .. } => break,
+            TrainEvent::Step(_) => break,
             e => assert!(!e.is_final(), "{e:?}"),
         }
     }

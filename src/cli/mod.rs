@@ -6,6 +6,7 @@ mod embed;
 mod epoch_layouts;
 mod eval;
 mod info;
+mod interrupt;
 mod labels;
 mod matrix_input;
 mod pseudo_label;

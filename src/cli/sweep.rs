@@ -117,6 +117,24 @@ pub struct SlurmArgs {
 }
 
 impl SlurmArgs {
+    /// The Slurm flags on the command line, as the user typed them.
+    fn given(&self) -> Vec<&'static str> {
+        [
+            ("--partition", self.partition.is_some()),
+            ("--time", self.time.is_some()),
+            ("--gpus", self.gpus.is_some()),
+            ("--cpus-per-task", self.cpus_per_task.is_some()),
+            ("--mem", self.mem.is_some()),
+            ("--account", self.account.is_some()),
+            ("--max-parallel", self.max_parallel.is_some()),
+            ("--sbatch-option", !self.sbatch_option.is_empty()),
+            ("--sense-bin", self.sense_bin.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
+    }
+
     fn settings(&self) -> SlurmSettings {
         SlurmSettings {
             partition: self.partition.clone(),
@@ -149,6 +167,15 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     let (Some(data), Some(grid), Some(out)) = (&args.data, &args.grid, &args.out) else {
         anyhow::bail!("--data, --grid and --out are required");
     };
+    let slurm_flags = args.slurm.given();
+    if args.engine == Engine::Local && args.cell.is_none() && !slurm_flags.is_empty() {
+        // Silently training here what the user meant to queue on the cluster would be worse.
+        anyhow::bail!(
+            "{} only apply with --engine slurm: add it to submit the grid to Slurm, or leave \
+             them out to train here",
+            slurm_flags.join(", ")
+        );
+    }
     let plan = load_plan(&args, grid)?;
     if args.dry_run {
         describe(&plan, out);
@@ -235,7 +262,9 @@ fn train_locally(
         record,
     };
     let mut on_event = |event: SweepEvent| report_event(&bar, plan, out, event);
-    let table = run_sweep(plan, &data, out, &score, &TaskControl::new(), &mut on_event)?;
+    let interrupt = super::interrupt::cancelled_by_signals()?;
+    let table = run_sweep(plan, &data, out, &score, &interrupt, &mut on_event)
+        .map_err(|e| explain_interruption(e, "the same command again"))?;
     bar.finish_and_clear();
     table.write(out)?;
     println!("{}", table.to_markdown());
@@ -264,17 +293,23 @@ fn train_one_cell(
         false => ProgressBar::new(1),
     };
     let mut on_event = |event: SweepEvent| report_event(&bar, plan, out, event);
-    run_cell(
-        plan,
-        index,
-        &data,
-        out,
-        &score,
-        &TaskControl::new(),
-        &mut on_event,
-    )?;
+    // A Slurm task at its time limit gets SIGTERM: the cell stops cleanly, resumable.
+    let interrupt = super::interrupt::cancelled_by_signals()?;
+    run_cell(plan, index, &data, out, &score, &interrupt, &mut on_event)
+        .map_err(|e| explain_interruption(e, "--resubmit-failed"))?;
     bar.finish_and_clear();
     Ok(())
+}
+
+/// A sweep stopped by a signal says how to go on; other errors pass unchanged.
+fn explain_interruption(error: anyhow::Error, go_on_with: &str) -> anyhow::Error {
+    match error.is::<crate::task::Cancelled>() {
+        true => anyhow::anyhow!(
+            "stopped by a signal; finished cells are kept and an interrupted one resumes from \
+             its checkpoint with {go_on_with}"
+        ),
+        false => error,
+    }
 }
 
 fn report_event(bar: &ProgressBar, plan: &SweepPlan, out: &Path, event: SweepEvent) {

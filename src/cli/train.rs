@@ -13,7 +13,7 @@ use crate::labels::LabelSnapshot;
 use crate::nn::ModelKind;
 use crate::train::run_dir::{self, DatasetRecord};
 use crate::train::{
-    BackendChoice, EvalSubset, TrainConfig, TrainEvent, Trainer, open_training_data,
+    BackendChoice, EvalSubset, StepProgress, TrainConfig, TrainEvent, Trainer, open_training_data,
 };
 
 #[derive(Args, Debug)]
@@ -88,9 +88,20 @@ fn parse_model_kind(text: &str) -> Result<ModelKind, String> {
         .map_err(|_| format!("unknown model {text:?}; use ae, vae, unet-vae or cnn-ae"))
 }
 
+/// How often the event loop looks for a Ctrl-C while no event arrives.
+const SIGNAL_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     // Held until training ends: a second `sense train` into this directory is refused.
     let _lock = run_dir::RunLock::acquire(&args.out)?;
+    let checkpoint = args.out.join(run_dir::CHECKPOINT).join(run_dir::STATE_FILE);
+    if args.resume && !checkpoint.is_file() {
+        bail!(
+            "{}: no checkpoint to resume from (a run writes one at the end of each epoch); \
+             `--force` starts the run again",
+            args.out.display()
+        );
+    }
     if !args.resume && !args.force && run_dir::holds_run(&args.out) {
         bail!(
             "{}: already holds a run; pass --resume to continue it or --force to replace it",
@@ -155,8 +166,23 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
+    let interrupt = super::interrupt::cancelled_by_signals()?;
+    let mut stop_asked = false;
     let mut steps_per_epoch = 0;
-    while let Some(event) = handle.recv() {
+    loop {
+        if interrupt.is_cancelled() && !stop_asked {
+            say(
+                &bar,
+                "stopping at the next step (a second Ctrl-C ends at once)…",
+            );
+            handle.stop();
+            stop_asked = true;
+        }
+        let event = match handle.recv_timeout(SIGNAL_POLL) {
+            Ok(event) => event,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
         match &event {
             TrainEvent::Backend {
                 name,
@@ -185,12 +211,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 );
                 bar.set_length((steps * epochs.saturating_sub(*first_epoch)) as u64);
             }
-            TrainEvent::Step {
+            TrainEvent::Step(StepProgress {
                 epoch,
                 step,
                 losses,
                 ..
-            } => {
+            }) => {
                 bar.set_prefix(format!("epoch {}/{epochs}", epoch + 1));
                 bar.set_position(
                     bar.length()
@@ -248,9 +274,20 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 handle.join();
                 return Ok(());
             }
-            TrainEvent::Stopped { .. } => {
+            TrainEvent::Stopped { epoch: 0, .. } => {
                 bar.abandon();
-                bail!("training stopped");
+                bail!(
+                    "training stopped before its first epoch ended, so there is no checkpoint \
+                     to resume; `--force` starts the run again"
+                );
+            }
+            TrainEvent::Stopped { epoch, .. } => {
+                bar.abandon();
+                bail!(
+                    "training stopped; {epoch} epochs are in the last checkpoint, and \
+                     `sense train --out {} --resume` continues from there",
+                    args.out.display()
+                );
             }
             TrainEvent::Error(message) => {
                 bar.abandon();

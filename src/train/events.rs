@@ -77,6 +77,18 @@ pub struct EpochSummary {
     pub elapsed_secs: f64,
 }
 
+/// Where the trainer is within the run: a step whose losses were read back.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepProgress {
+    /// Zero-based, like the step.
+    pub epoch: usize,
+    pub step: usize,
+    pub steps_per_epoch: usize,
+    pub global_step: u64,
+    pub losses: Losses,
+    pub learning_rate: f64,
+}
+
 /// Original and reconstruction of one member, in data units.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reconstruction {
@@ -143,15 +155,7 @@ pub enum TrainEvent {
         epochs: usize,
     },
     /// Droppable.
-    Step {
-        epoch: usize,
-        /// Step within the epoch.
-        step: usize,
-        /// Steps over the whole run.
-        global_step: u64,
-        losses: Losses,
-        learning_rate: f64,
-    },
+    Step(StepProgress),
     Epoch(EpochSummary),
     /// Droppable.
     Reconstructions {
@@ -204,7 +208,7 @@ impl TrainEvent {
 
     fn droppable_kind(&self) -> Option<usize> {
         match self {
-            TrainEvent::Step { .. } => Some(0),
+            TrainEvent::Step(_) => Some(0),
             TrainEvent::Reconstructions { .. } => Some(1),
             TrainEvent::Latents(_) => Some(2),
             _ => None,
@@ -301,13 +305,14 @@ mod tests {
     use super::*;
 
     fn step(i: u64) -> TrainEvent {
-        TrainEvent::Step {
+        TrainEvent::Step(StepProgress {
             epoch: 0,
             step: i as usize,
+            steps_per_epoch: 100,
             global_step: i,
             losses: Losses::default(),
             learning_rate: 1e-3,
-        }
+        })
     }
 
     #[test]
@@ -323,7 +328,7 @@ mod tests {
         let mut steps = 0;
         let mut last = None;
         while let Ok(event) = rx.try_recv() {
-            if matches!(event, TrainEvent::Step { .. }) {
+            if matches!(event, TrainEvent::Step(_)) {
                 steps += 1;
             }
             last = Some(event);
@@ -332,6 +337,6 @@ mod tests {
         assert!(last.unwrap().is_final());
         // Reading frees room again.
         tx.send(step(2000));
-        assert!(matches!(rx.try_recv(), Ok(TrainEvent::Step { .. })));
+        assert!(matches!(rx.try_recv(), Ok(TrainEvent::Step(_))));
     }
 }

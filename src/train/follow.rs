@@ -1,16 +1,19 @@
 //! Following a run that another process trains — `sense train` or a Slurm sweep cell writing
 //! to a filesystem this machine mounts — by reading its directory as it grows: the epochs in
 //! `metrics.jsonl`, the latest latents and reconstructions in `live/`, and `summary.json` at
-//! the end. What it reads arrives as the same [`TrainEvent`]s a trainer in this process
-//! sends, so every consumer of a run works on a followed one unchanged.
+//! the end, and the trainer's [heartbeat](super::heartbeat): its latest step between epochs,
+//! how the run ended, or that the trainer is gone without a word. What it reads arrives as
+//! the same [`TrainEvent`]s a trainer in this process sends, so every consumer of a run works
+//! on a followed one unchanged.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::events::{EventReceiver, EventSender, RunSummary, TrainEvent, event_channel};
-use super::{EpochSummary, live, run_dir};
+use super::heartbeat::{self, HeartbeatWatch, Pulse, RunEnd};
+use super::{EpochSummary, StepProgress, live, run_dir};
 use crate::error::{DataError, DataResult};
 
 /// How often the directory is read while following.
@@ -26,6 +29,10 @@ pub struct RunReader {
     started: bool,
     epochs_seen: usize,
     finished: bool,
+    /// The trainer stopped, failed or went silent, and has not beaten since.
+    halted: bool,
+    heartbeat: HeartbeatWatch,
+    last_step: Option<StepProgress>,
     latents_stamp: Option<FileStamp>,
     reconstructions_stamp: Option<FileStamp>,
 }
@@ -47,6 +54,9 @@ impl RunReader {
             started: false,
             epochs_seen: 0,
             finished: false,
+            halted: false,
+            heartbeat: HeartbeatWatch::new(),
+            last_step: None,
             latents_stamp: None,
             reconstructions_stamp: None,
         }
@@ -59,6 +69,11 @@ impl RunReader {
     /// The events for what the directory gained since the last poll. A run that has not
     /// written its configuration yet gives none.
     pub fn poll(&mut self) -> DataResult<Vec<TrainEvent>> {
+        self.poll_at(Instant::now())
+    }
+
+    /// [`poll`](Self::poll) as at `now`, which times the trainer's silence.
+    pub fn poll_at(&mut self, now: Instant) -> DataResult<Vec<TrainEvent>> {
         let mut events = Vec::new();
         let config_path = self.run_dir.join(run_dir::CONFIG);
         if !config_path.is_file() {
@@ -70,7 +85,10 @@ impl RunReader {
             self.epochs_seen = epochs.len();
         }
         let new_epochs = epochs.len() > self.epochs_seen;
-        if !self.started || (self.finished && new_epochs) {
+        let pulse = self.heartbeat.observe(heartbeat::read(&self.run_dir)?, now);
+        let beating = matches!(&pulse, Pulse::Fresh(beat) if beat.end.is_none());
+        let over = self.finished || self.halted;
+        if !self.started || (over && (new_epochs || beating)) {
             let planned = super::Trainer::load_config(&self.run_dir)?.epochs;
             events.push(TrainEvent::Started {
                 train_members: 0,
@@ -82,6 +100,7 @@ impl RunReader {
             });
             self.started = true;
             self.finished = false;
+            self.halted = false;
         }
         events.extend(
             epochs[self.epochs_seen..]
@@ -90,6 +109,15 @@ impl RunReader {
                 .map(TrainEvent::Epoch),
         );
         self.epochs_seen = epochs.len();
+        if let Pulse::Fresh(beat) = &pulse
+            && let Some(step) = beat.step
+            && self.last_step != Some(step)
+            // A step of an epoch already summarised would move the run back.
+            && step.epoch >= self.epochs_seen
+        {
+            events.push(TrainEvent::Step(step));
+            self.last_step = Some(step);
+        }
 
         let recon_stamp = stamp(&live::reconstructions_header(&self.run_dir));
         if recon_stamp.is_some()
@@ -128,6 +156,13 @@ impl RunReader {
                 self.finished = true;
             }
         }
+        if !self.finished
+            && !self.halted
+            && let Some(end) = halt_event(pulse)
+        {
+            events.push(end);
+            self.halted = true;
+        }
         Ok(events)
     }
 
@@ -152,6 +187,22 @@ impl RunReader {
             dim,
             values,
         }
+    }
+}
+
+/// The event for a trainer that stopped or failed (as its last beat says), or that is gone
+/// without a word.
+fn halt_event(pulse: Pulse) -> Option<TrainEvent> {
+    match pulse {
+        Pulse::Fresh(beat) => match beat.end? {
+            RunEnd::Finished => None,
+            RunEnd::Stopped { epoch, global_step } => {
+                Some(TrainEvent::Stopped { epoch, global_step })
+            }
+            RunEnd::Failed { message } => Some(TrainEvent::Error(message)),
+        },
+        Pulse::Gone(reason) => Some(TrainEvent::Error(reason)),
+        Pulse::Unknown | Pulse::Unchanged => None,
     }
 }
 
@@ -258,6 +309,7 @@ impl Drop for RunFollower {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::heartbeat::Heartbeat;
     use crate::train::{BackendKind, Latents, Losses, TermWeights, TrainConfig};
     use std::io::Write;
 
@@ -304,6 +356,212 @@ mod tests {
                 other => format!("{other:?}"),
             })
             .collect()
+    }
+
+    fn summary(epochs: usize) -> RunSummary {
+        RunSummary {
+            backend: "CPU (burn flex)".into(),
+            backend_kind: BackendKind::Cpu,
+            epochs,
+            steps: 30,
+            final_train_loss: 0.5,
+            final_val_loss: None,
+            val_mse: None,
+            baseline_val_mse: None,
+            val_psnr: None,
+            val_ssim: None,
+            images_per_sec: 100.0,
+            best_epoch: None,
+            best_val_loss: None,
+            stopped_early: false,
+            train_members: 10,
+            val_members: 0,
+            latent_dim: 2,
+        }
+    }
+
+    /// A run directory of `epochs` planned epochs with its first `done` in `metrics.jsonl`.
+    fn run_with_epochs(run: &Path, epochs: usize, done: usize) {
+        let config = TrainConfig {
+            epochs,
+            ..TrainConfig::default()
+        };
+        std::fs::write(run.join(run_dir::CONFIG), config.to_toml()).unwrap();
+        for e in 0..done {
+            append(run, &(serde_json::to_string(&epoch(e)).unwrap() + "\n"));
+        }
+    }
+
+    fn beat(pid: u32, host: &str, beat: u64, step: Option<(usize, usize)>) -> Heartbeat {
+        Heartbeat {
+            pid,
+            host: host.into(),
+            beat,
+            step: step.map(|(epoch, step)| StepProgress {
+                epoch,
+                step,
+                steps_per_epoch: 10,
+                global_step: (epoch * 10 + step) as u64,
+                losses: Losses::default(),
+                learning_rate: 1e-3,
+            }),
+            end: None,
+        }
+    }
+
+    /// The pid of a process that has exited and been reaped.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    fn steps_and_ends(events: &[TrainEvent]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                TrainEvent::Started { first_epoch, .. } => format!("started at {first_epoch}"),
+                TrainEvent::Epoch(summary) => format!("epoch {}", summary.epoch),
+                TrainEvent::Step(p) => {
+                    format!("step {}/{} of {}", p.epoch, p.step, p.steps_per_epoch)
+                }
+                TrainEvent::Stopped { epoch, global_step } => {
+                    format!("stopped {epoch} {global_step}")
+                }
+                TrainEvent::Error(message) => format!("error: {message}"),
+                TrainEvent::Finished(_) => "finished".into(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_heartbeat_gives_steps_between_epochs_and_how_the_trainer_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path();
+        run_with_epochs(run, 4, 1);
+        let mut reader = RunReader::new(run.to_path_buf(), Box::new(|_| None));
+        let (me, host, t0) = (std::process::id(), heartbeat::host_name(), Instant::now());
+        assert_eq!(
+            steps_and_ends(&reader.poll_at(t0).unwrap()),
+            ["started at 0", "epoch 0"]
+        );
+
+        heartbeat::write(run, &beat(me, &host, 1, Some((1, 3)))).unwrap();
+        assert_eq!(
+            steps_and_ends(&reader.poll_at(t0).unwrap()),
+            ["step 1/3 of 10"]
+        );
+        // The same beat again, and a beat that only says the trainer lives: no news.
+        assert!(reader.poll_at(t0).unwrap().is_empty());
+        heartbeat::write(run, &beat(me, &host, 2, Some((1, 3)))).unwrap();
+        assert!(reader.poll_at(t0).unwrap().is_empty());
+
+        let stopped = Heartbeat {
+            end: Some(RunEnd::Stopped {
+                epoch: 1,
+                global_step: 14,
+            }),
+            ..beat(me, &host, 3, Some((1, 4)))
+        };
+        heartbeat::write(run, &stopped).unwrap();
+        assert_eq!(
+            steps_and_ends(&reader.poll_at(t0).unwrap()),
+            ["step 1/4 of 10", "stopped 1 14"]
+        );
+        assert!(
+            reader
+                .poll_at(t0 + 2 * heartbeat::SILENCE_LIMIT)
+                .unwrap()
+                .is_empty()
+        );
+
+        // Resumed (`sense train --resume`): a new trainer beats, and the run goes on.
+        heartbeat::write(run, &beat(me, &host, 1, Some((1, 0)))).unwrap();
+        assert_eq!(
+            steps_and_ends(&reader.poll_at(t0).unwrap()),
+            ["started at 1", "step 1/0 of 10"]
+        );
+        let failed = Heartbeat {
+            end: Some(RunEnd::Failed {
+                message: "out of memory".into(),
+            }),
+            ..beat(me, &host, 2, Some((1, 0)))
+        };
+        heartbeat::write(run, &failed).unwrap();
+        assert_eq!(
+            steps_and_ends(&reader.poll_at(t0).unwrap()),
+            ["error: out of memory"]
+        );
+        assert!(reader.poll_at(t0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_trainer_that_dies_without_a_word_is_reported_once() {
+        let host = heartbeat::host_name();
+        let t0 = Instant::now();
+
+        // On this machine: its pid is gone.
+        let dir = tempfile::tempdir().unwrap();
+        run_with_epochs(dir.path(), 4, 1);
+        let mut reader = RunReader::new(dir.path().to_path_buf(), Box::new(|_| None));
+        let dead = dead_pid();
+        heartbeat::write(dir.path(), &beat(dead, &host, 7, Some((1, 2)))).unwrap();
+        assert_eq!(
+            steps_and_ends(&reader.poll_at(t0).unwrap()),
+            ["started at 0", "epoch 0", "step 1/2 of 10"]
+        );
+        assert!(reader.poll_at(t0).unwrap().is_empty(), "between two beats");
+        let two_beats_later = t0 + 2 * heartbeat::BEAT_INTERVAL;
+        let gone = steps_and_ends(&reader.poll_at(two_beats_later).unwrap());
+        assert_eq!(gone.len(), 1, "{gone:?}");
+        assert!(
+            gone[0].starts_with("error: the trainer (pid ")
+                && gone[0].contains(&format!("pid {dead} "))
+                && gone[0].contains("ended without finishing"),
+            "{gone:?}"
+        );
+        assert!(
+            reader.poll_at(two_beats_later).unwrap().is_empty(),
+            "said once"
+        );
+
+        // On another machine: no new beat for the silence limit.
+        let dir = tempfile::tempdir().unwrap();
+        run_with_epochs(dir.path(), 4, 1);
+        let mut reader = RunReader::new(dir.path().to_path_buf(), Box::new(|_| None));
+        heartbeat::write(dir.path(), &beat(dead, "gpu-node-17", 7, None)).unwrap();
+        assert_eq!(reader.poll_at(t0).unwrap().len(), 2);
+        let almost = t0 + heartbeat::SILENCE_LIMIT - Duration::from_secs(1);
+        assert!(
+            reader.poll_at(almost).unwrap().is_empty(),
+            "a pid elsewhere means nothing here"
+        );
+        let gone = steps_and_ends(&reader.poll_at(t0 + heartbeat::SILENCE_LIMIT).unwrap());
+        assert!(
+            gone.len() == 1 && gone[0].contains("no heartbeat") && gone[0].contains("gpu-node-17"),
+            "{gone:?}"
+        );
+
+        // A finished run whose trainer has exited is finished, not gone.
+        let dir = tempfile::tempdir().unwrap();
+        run_with_epochs(dir.path(), 2, 2);
+        run_dir::write_json(&dir.path().join(run_dir::SUMMARY), &summary(2)).unwrap();
+        heartbeat::write(dir.path(), &beat(dead, &host, 7, Some((1, 9)))).unwrap();
+        let mut reader = RunReader::new(dir.path().to_path_buf(), Box::new(|_| None));
+        let events = steps_and_ends(&reader.poll_at(t0).unwrap());
+        assert_eq!(
+            events.last().map(String::as_str),
+            Some("finished"),
+            "{events:?}"
+        );
+        assert!(
+            reader
+                .poll_at(t0 + 2 * heartbeat::SILENCE_LIMIT)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -357,25 +615,7 @@ mod tests {
         assert_eq!(latents.values, [1.0, 1.0, 2.0, 2.0]);
 
         append(run, &line(2));
-        let summary = RunSummary {
-            backend: "CPU (burn flex)".into(),
-            backend_kind: BackendKind::Cpu,
-            epochs: 3,
-            steps: 30,
-            final_train_loss: 0.5,
-            final_val_loss: None,
-            val_mse: None,
-            baseline_val_mse: None,
-            val_psnr: None,
-            val_ssim: None,
-            images_per_sec: 100.0,
-            best_epoch: None,
-            best_val_loss: None,
-            stopped_early: false,
-            train_members: 10,
-            val_members: 0,
-            latent_dim: 2,
-        };
+        let summary = summary(3);
         run_dir::write_json(&run.join(run_dir::SUMMARY), &summary).unwrap();
         assert_eq!(
             kinds(&reader.poll().unwrap()),

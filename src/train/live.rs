@@ -7,6 +7,7 @@
 //! RUN_DIR/live/latents.json           {epoch, dim, members, ids}
 //! RUN_DIR/live/reconstructions.npy    f32 rows × 2·C·H·W: original, then reconstruction
 //! RUN_DIR/live/reconstructions.json   {epoch, shape, members, ids}
+//! RUN_DIR/live/progress.json          the trainer's heartbeat (see `heartbeat`)
 //! ```
 //!
 //! Each file is replaced atomically, the `.npy` before its `.json`. A reader takes the
@@ -17,8 +18,10 @@ use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::events::{Latents, Reconstruction};
+use super::heartbeat::{self, BEAT_INTERVAL, Heartbeat, RunEnd, StepProgress};
 use super::run_dir::read_json;
 use crate::atomic_file::write_atomic;
 use crate::data::matrix::{read_npy_matrix, write_npy_matrix};
@@ -122,7 +125,10 @@ pub fn write_reconstructions(
 
 /// Writes the live files on a thread of its own, so the trainer does not wait for the disk
 /// (0.27 s an epoch for 50,000 × 256 latents on our 2-core machine). Only the newest of each
-/// kind waiting is written: a slow disk skips epochs, it never queues them up.
+/// kind waiting is written: a slow disk skips epochs, it never queues them up. The same
+/// thread beats the run's [heartbeat](super::heartbeat) every [`BEAT_INTERVAL`], with the
+/// latest step it was told of, and writes the last beat, saying how the run ended, when the
+/// trainer is done.
 pub struct LiveWriter {
     updates: Option<crossbeam_channel::Sender<LiveUpdate>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -131,6 +137,15 @@ pub struct LiveWriter {
 enum LiveUpdate {
     Latents(Latents),
     Reconstructions(usize, Vec<Reconstruction>),
+    Step(StepProgress),
+    End(RunEnd),
+}
+
+/// What the writer thread has been told and not yet written.
+#[derive(Default)]
+struct Waiting {
+    latents: Option<Latents>,
+    reconstructions: Option<(usize, Vec<Reconstruction>)>,
 }
 
 impl LiveWriter {
@@ -142,25 +157,7 @@ impl LiveWriter {
         let (updates, receiver) = crossbeam_channel::unbounded::<LiveUpdate>();
         let thread = std::thread::Builder::new()
             .name("sense-live-files".into())
-            .spawn(move || {
-                while let Ok(first) = receiver.recv() {
-                    let (mut latents, mut reconstructions) = (None, None);
-                    for update in std::iter::once(first).chain(receiver.try_iter()) {
-                        match update {
-                            LiveUpdate::Latents(l) => latents = Some(l),
-                            LiveUpdate::Reconstructions(e, r) => reconstructions = Some((e, r)),
-                        }
-                    }
-                    let written = reconstructions
-                        .map_or(Ok(()), |(epoch, images)| {
-                            write_reconstructions(&run_dir, epoch, &images)
-                        })
-                        .and(latents.map_or(Ok(()), |l| write_latents(&run_dir, &l)));
-                    if let Err(e) = written {
-                        on_error(format!("the live files were not written: {e}"));
-                    }
-                }
-            })?;
+            .spawn(move || write_until_done(&run_dir, &receiver, &on_error))?;
         Ok(Self {
             updates: Some(updates),
             thread: Some(thread),
@@ -175,6 +172,11 @@ impl LiveWriter {
         self.send(LiveUpdate::Reconstructions(epoch, images));
     }
 
+    /// The latest step whose losses were read back (goes out with the next beat).
+    pub fn step(&self, progress: StepProgress) {
+        self.send(LiveUpdate::Step(progress));
+    }
+
     fn send(&self, update: LiveUpdate) {
         if let Some(updates) = &self.updates {
             // The writer thread only ends when this sender is dropped.
@@ -182,9 +184,15 @@ impl LiveWriter {
         }
     }
 
-    /// Waits until everything sent is on disk (before the run reports its end, so a follower
-    /// that sees `summary.json` also finds the last epoch's files).
-    pub fn finish(&mut self) {
+    /// Writes the last beat with `end` and waits until everything sent is on disk (before the
+    /// run reports its end, so a follower that sees `summary.json` also finds the last
+    /// epoch's files).
+    pub fn finish(&mut self, end: RunEnd) {
+        self.send(LiveUpdate::End(end));
+        self.close();
+    }
+
+    fn close(&mut self) {
         self.updates = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -192,9 +200,76 @@ impl LiveWriter {
     }
 }
 
+/// The writer thread: the live files as they come, a beat every [`BEAT_INTERVAL`], the last
+/// beat when the trainer hangs up.
+fn write_until_done(
+    run_dir: &Path,
+    receiver: &crossbeam_channel::Receiver<LiveUpdate>,
+    on_error: &dyn Fn(String),
+) {
+    let mut heartbeat = Heartbeat {
+        pid: std::process::id(),
+        host: heartbeat::host_name(),
+        beat: 0,
+        step: None,
+        end: None,
+    };
+    let mut next_beat = Instant::now() + BEAT_INTERVAL;
+    // A disk that refuses the beat is said once, not every few seconds.
+    let mut beat_failed = false;
+    loop {
+        let first = match receiver.recv_deadline(next_beat) {
+            Ok(update) => Some(update),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
+        let mut waiting = Waiting::default();
+        for update in first.into_iter().chain(receiver.try_iter()) {
+            match update {
+                LiveUpdate::Latents(l) => waiting.latents = Some(l),
+                LiveUpdate::Reconstructions(e, r) => waiting.reconstructions = Some((e, r)),
+                LiveUpdate::Step(progress) => heartbeat.step = Some(progress),
+                LiveUpdate::End(end) => heartbeat.end = Some(end),
+            }
+        }
+        let written = waiting
+            .reconstructions
+            .map_or(Ok(()), |(epoch, images)| {
+                write_reconstructions(run_dir, epoch, &images)
+            })
+            .and(
+                waiting
+                    .latents
+                    .map_or(Ok(()), |l| write_latents(run_dir, &l)),
+            );
+        if let Err(e) = written {
+            on_error(format!("the live files were not written: {e}"));
+        }
+        if Instant::now() >= next_beat {
+            heartbeat.beat += 1;
+            match (heartbeat::write(run_dir, &heartbeat), beat_failed) {
+                (Ok(()), _) => beat_failed = false,
+                (Err(e), false) => {
+                    on_error(format!("the run's heartbeat was not written: {e}"));
+                    beat_failed = true;
+                }
+                (Err(_), true) => {}
+            }
+            next_beat = Instant::now() + BEAT_INTERVAL;
+        }
+    }
+    // The last beat, when the trainer said how the run ended.
+    if heartbeat.end.is_some() {
+        heartbeat.beat += 1;
+        if let Err(e) = heartbeat::write(run_dir, &heartbeat) {
+            on_error(format!("the run's last heartbeat was not written: {e}"));
+        }
+    }
+}
+
 impl Drop for LiveWriter {
     fn drop(&mut self) {
-        self.finish();
+        self.close();
     }
 }
 
@@ -340,10 +415,25 @@ mod tests {
                 values: vec![epoch as f32],
             });
         }
-        writer.finish();
+        let step = StepProgress {
+            epoch: 4,
+            step: 9,
+            steps_per_epoch: 10,
+            global_step: 50,
+            losses: crate::train::Losses::default(),
+            learning_rate: 1e-3,
+        };
+        writer.step(step);
+        writer.finish(RunEnd::Finished);
         let last = read_latents(dir.path()).unwrap().unwrap();
         assert_eq!((last.epoch, last.values.as_slice()), (4, [4.0].as_slice()));
         assert!(errors.lock().unwrap().is_empty());
+        // The last beat: this process, the last step, and the end.
+        let beat = heartbeat::read(dir.path()).unwrap().unwrap();
+        assert_eq!(
+            (beat.pid, beat.step, beat.end),
+            (std::process::id(), Some(step), Some(RunEnd::Finished))
+        );
 
         // A write that fails is reported, and the writer goes on.
         let file = dir.path().join("not-a-dir");
@@ -355,10 +445,16 @@ mod tests {
         .unwrap();
         writer.latents(last.clone());
         writer.latents(last);
-        writer.finish();
+        writer.finish(RunEnd::Failed {
+            message: "disk full".into(),
+        });
         let errors = errors.lock().unwrap();
         assert!(
             !errors.is_empty() && errors[0].contains("not-a-dir"),
+            "{errors:?}"
+        );
+        assert!(
+            errors.iter().any(|e| e.contains("last heartbeat")),
             "{errors:?}"
         );
     }

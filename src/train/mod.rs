@@ -30,6 +30,7 @@ pub mod config;
 mod engine;
 pub mod events;
 pub mod follow;
+pub mod heartbeat;
 pub mod inference;
 pub mod live;
 pub mod metrics;
@@ -46,8 +47,8 @@ pub use config::{
     Monitor, OptimizerConfig, OptimizerKind, ScheduleConfig, TrainConfig, VariantConfig,
 };
 pub use events::{
-    EpochSummary, EventReceiver, Latents, Losses, Reconstruction, RunSummary, TermWeights,
-    TrainEvent,
+    EpochSummary, EventReceiver, Latents, Losses, Reconstruction, RunSummary, StepProgress,
+    TermWeights, TrainEvent,
 };
 pub use inference::{CheckpointChoice, TrainedModel};
 pub use training_data::{LabelSource, open_training_data};

@@ -11,8 +11,8 @@ use crate::data::Ensemble;
 use crate::labels::LabelSnapshot;
 use crate::train::follow::RunFollower;
 use crate::train::{
-    EpochSummary, EvalSubset, LossWeights, Losses, Reconstruction, TrainConfig, TrainEvent,
-    Trainer, TrainerHandle,
+    EpochSummary, EvalSubset, LossWeights, Losses, Reconstruction, StepProgress, TrainConfig,
+    TrainEvent, Trainer, TrainerHandle,
 };
 
 /// Ensembles up to this size report every member's latents each epoch (the map subsamples,
@@ -305,21 +305,26 @@ impl TrainingRun {
                 self.epochs = epochs;
                 self.started_at = Some(Instant::now());
             }
-            TrainEvent::Step {
+            TrainEvent::Step(StepProgress {
                 epoch,
                 step,
+                steps_per_epoch,
                 global_step,
                 losses,
                 ..
-            } => {
+            }) => {
                 self.epoch = epoch;
                 self.step_in_epoch = step + 1;
+                // A followed run learns the epoch's length here (its start cannot tell).
+                self.steps_per_epoch = steps_per_epoch;
+                supersede(&mut self.history.steps, |(s, _)| *s >= global_step);
                 self.history.steps.push((global_step, losses));
             }
             TrainEvent::Epoch(summary) => {
                 self.epoch = summary.epoch + 1;
                 self.step_in_epoch = 0;
                 self.images_per_sec = Some(summary.images_per_sec);
+                supersede(&mut self.history.epochs, |e| e.epoch >= summary.epoch);
                 self.history.epochs.push(summary);
             }
             TrainEvent::Reconstructions { epoch, images } => {
@@ -358,5 +363,43 @@ impl TrainingRun {
         let done = self.progress();
         (done > 0.01 && self.state == RunState::Running)
             .then(|| Duration::from_secs_f32(elapsed * (1.0 - done) / done))
+    }
+}
+
+/// Drops the points a newer one replaces: a run that went back (a NaN rollback, a resume
+/// from an earlier checkpoint, a fresh run in a followed directory) trains those steps or
+/// epochs again, and the curves show each once. Checks the last point first: in order, the
+/// common case, nothing is scanned.
+fn supersede<T>(points: &mut Vec<T>, replaced: impl Fn(&T) -> bool) {
+    if points.last().is_some_and(&replaced) {
+        points.retain(|point| !replaced(point));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(global_step: u64) -> TrainEvent {
+        TrainEvent::Step(StepProgress {
+            epoch: 0,
+            step: global_step as usize,
+            steps_per_epoch: 10,
+            global_step,
+            losses: Losses::default(),
+            learning_rate: 1e-3,
+        })
+    }
+
+    #[test]
+    fn a_run_that_goes_back_replaces_the_steps_it_trains_again() {
+        let mut run = TrainingRun::new(RunSource::Files, 3);
+        let mut updates = Vec::new();
+        for s in [1, 2, 3, 4, 2, 3, 4, 5] {
+            run.absorb(step(s), &mut updates);
+        }
+        let steps: Vec<u64> = run.history.steps.iter().map(|(s, _)| *s).collect();
+        assert_eq!(steps, [1, 2, 3, 4, 5]);
+        assert_eq!((run.step_in_epoch, run.steps_per_epoch), (6, 10));
     }
 }

@@ -54,13 +54,32 @@ fn following(
 ) {
     ui.label(format!("Following {}", dir.display()))
         .on_hover_text("A run another process trains (sense train, a Slurm sweep cell)");
-    let status = match &run.state {
-        RunState::Starting => "waiting for its first epoch…".to_string(),
-        RunState::Finished => format!("finished after {} epochs", run.epoch),
-        RunState::Stopped => format!("not followed any more (at epoch {})", run.epoch),
-        _ => format!("training: epoch {} of {}", run.epoch, run.epochs),
+    match &run.state {
+        RunState::Starting => ui.label("waiting for its first epoch…"),
+        RunState::Finished => ui.label(format!("finished after {} epochs", run.epoch)),
+        RunState::Stopped if run.epoch == 0 => {
+            ui.label("its trainer stopped before its first epoch ended (no checkpoint yet)")
+        }
+        RunState::Stopped => ui.label(format!(
+            "its trainer stopped after {} epochs; sense train --resume continues it",
+            run.epoch
+        )),
+        RunState::Failed(reason) => ui.colored_label(
+            ui.visuals().error_fg_color,
+            format!("stopped after {} epochs: {reason}", run.epoch),
+        ),
+        _ => {
+            // One-based; the last epoch's summary comes before the run's end.
+            let epoch = run.epoch.min(run.epochs.saturating_sub(1)) + 1;
+            ui.label(match run.steps_per_epoch {
+                0 => format!("training: epoch {epoch} of {}", run.epochs),
+                steps => format!(
+                    "training: epoch {epoch} of {}, step {} of {steps}",
+                    run.epochs, run.step_in_epoch
+                ),
+            })
+        }
     };
-    ui.label(status);
     if run.epochs > 0 {
         ui.add(egui::ProgressBar::new(run.progress()).text(format!(
             "{:.0} % of the run{}",

@@ -20,7 +20,7 @@ use super::{Engine, Flow, Halt, RunState};
 use crate::error::DataError;
 use crate::nn::Autoencoder;
 use crate::train::backend::{panic_message, select_backend};
-use crate::train::events::{EpochSummary, Losses, RunSummary, TrainEvent};
+use crate::train::events::{EpochSummary, Losses, RunSummary, StepProgress, TrainEvent};
 use crate::train::run_dir::{self as files, TrainerState};
 use crate::train::supervision::MemberLabels;
 
@@ -322,14 +322,19 @@ impl Engine {
             }
             log.sums.add(&losses, record.samples);
             log.last = Some((record.step, losses));
+            let progress = StepProgress {
+                epoch: log.epoch,
+                step: record.step,
+                steps_per_epoch: log.steps,
+                global_step: record.global_step,
+                losses,
+                learning_rate: log.lr,
+            };
+            if let Some(live) = &self.live {
+                live.step(progress);
+            }
             if record.global_step.is_multiple_of(every) || record.step + 1 == log.steps {
-                self.events.send(TrainEvent::Step {
-                    epoch: log.epoch,
-                    step: record.step,
-                    global_step: record.global_step,
-                    losses,
-                    learning_rate: log.lr,
-                });
+                self.events.send(TrainEvent::Step(progress));
             }
         }
         None

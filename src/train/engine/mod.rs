@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use super::backend::{SelectedBackend, panic_message};
 use super::config::{LossWeights, Monitor, TrainConfig};
 use super::events::{EventSender, Losses, TermWeights, TrainEvent};
+use super::heartbeat::RunEnd;
 use super::objective::Objective;
 use super::run_dir::{self as files, TrainerState};
 use super::supervision::MemberLabels;
@@ -137,7 +138,16 @@ impl Engine {
             Err(Halt::Error(message)) => TrainEvent::Error(message),
         };
         if let Some(live) = self.live.as_mut() {
-            live.finish();
+            live.finish(match &event {
+                TrainEvent::Stopped { epoch, global_step } => RunEnd::Stopped {
+                    epoch: *epoch,
+                    global_step: *global_step,
+                },
+                TrainEvent::Error(message) => RunEnd::Failed {
+                    message: message.clone(),
+                },
+                _ => RunEnd::Finished,
+            });
         }
         self.events.send(event);
     }
