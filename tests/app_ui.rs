@@ -784,7 +784,7 @@ fn an_external_run_is_followed_as_it_trains_and_relabels_reach_its_label_store()
         harness.step();
         std::thread::sleep(Duration::from_millis(20));
     }
-    let seen_while_training = harness.state().loss_points();
+    let seen_while_training = harness.state().epoch_points();
     assert!(
         trainer.try_wait().unwrap().is_none(),
         "the run finished before its first epoch was shown"
@@ -793,7 +793,7 @@ fn an_external_run_is_followed_as_it_trains_and_relabels_reach_its_label_store()
     assert!(harness.query_by_label_contains("Following ").is_some());
 
     step_until(&mut harness, "every epoch of the run", 3 * minute, |app| {
-        app.loss_points() == EPOCHS && app.map_epoch() == Some(EPOCHS - 1) && app.is_settled()
+        app.epoch_points() == EPOCHS && app.map_epoch() == Some(EPOCHS - 1) && app.is_settled()
     });
     assert!(trainer.wait().unwrap().success(), "{}", trainer_said());
     step_until(&mut harness, "the run's end", minute, |app| {

@@ -59,6 +59,15 @@ impl SenseApp {
             .map_or(0, |t| t.history.steps.len() + t.history.epochs.len())
     }
 
+    /// The epochs the loss curves show.
+    pub fn epoch_points(&self) -> usize {
+        self.state()
+            .ws
+            .as_ref()
+            .and_then(|ws| ws.training.as_ref())
+            .map_or(0, |t| t.history.epochs.len())
+    }
+
     pub fn labels(&self) -> Option<Arc<LabelView>> {
         self.state().ws.as_ref().and_then(|ws| ws.labels.clone())
     }
