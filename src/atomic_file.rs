@@ -11,6 +11,23 @@ use std::path::{Path, PathBuf};
 /// Replaces `path` with `bytes` atomically. An existing file keeps its permissions; a new one
 /// gets the usual 0666 minus umask (not tempfile's private 0600).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> DataResult<()> {
+    replace(path, bytes, Durability::Flushed)
+}
+
+/// [`write_atomic`] without the flushes: a reader still never sees a partial file, but a crash
+/// may leave the old content. For a file rewritten every few seconds whose loss costs nothing
+/// (the trainer's heartbeat), where each flush would be a round trip to an NFS server.
+pub fn replace_unflushed(path: &Path, bytes: &[u8]) -> DataResult<()> {
+    replace(path, bytes, Durability::Unflushed)
+}
+
+#[derive(PartialEq)]
+enum Durability {
+    Flushed,
+    Unflushed,
+}
+
+fn replace(path: &Path, bytes: &[u8], durability: Durability) -> DataResult<()> {
     let io = |e| DataError::io(path, e);
     let dir = folder_of(path);
     let mut builder = tempfile::Builder::new();
@@ -27,6 +44,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> DataResult<()> {
     builder.permissions(permissions);
     let mut tmp = builder.tempfile_in(&dir).map_err(io)?;
     tmp.write_all(bytes).map_err(io)?;
+    if durability == Durability::Unflushed {
+        return tmp.persist(path).map(drop).map_err(|e| io(e.error));
+    }
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
     sync_folder(&dir).map_err(|e| DataError::io(&dir, e))
@@ -99,5 +119,17 @@ mod tests {
         // A missing folder is an error naming the file.
         let err = write_atomic(&dir.path().join("no/such/x.csv"), b"x").unwrap_err();
         assert!(err.to_string().contains("x.csv"), "{err}");
+    }
+
+    #[test]
+    fn an_unflushed_replacement_replaces_the_same_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("progress.json");
+        replace_unflushed(&path, b"1").unwrap();
+        replace_unflushed(&path, b"22").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"22");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let err = replace_unflushed(&dir.path().join("no/x.json"), b"x").unwrap_err();
+        assert!(err.to_string().contains("x.json"), "{err}");
     }
 }

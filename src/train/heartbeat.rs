@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 pub use super::events::StepProgress;
 use super::live::LIVE;
 use super::run_dir::read_json;
-use crate::atomic_file::write_atomic;
+use crate::atomic_file::replace_unflushed;
 use crate::error::{DataError, DataResult};
 
 const PROGRESS: &str = "progress.json";
@@ -64,7 +64,8 @@ pub fn write(run_dir: &Path, heartbeat: &Heartbeat) -> DataResult<()> {
     std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, e))?;
     let path = path(run_dir);
     let bytes = serde_json::to_vec(heartbeat).map_err(|e| DataError::new(&path, e.to_string()))?;
-    write_atomic(&path, &bytes)
+    // Rewritten every few seconds and worthless after a crash: not flushed to disk.
+    replace_unflushed(&path, &bytes)
 }
 
 /// The latest beat, or `None` when the run has none (not started, or trained by a `sense`
