@@ -85,7 +85,10 @@ impl RunReader {
             self.epochs_seen = epochs.len();
         }
         let new_epochs = epochs.len() > self.epochs_seen;
-        let pulse = self.heartbeat.observe(heartbeat::read(&self.run_dir)?, now);
+        // The heartbeat only adds to what the run's files say: one that cannot be read (from
+        // another version of sense, say) leaves the rest of the run followed as before.
+        let beat = heartbeat::read(&self.run_dir).unwrap_or(None);
+        let pulse = self.heartbeat.observe(beat, now);
         let beating = matches!(&pulse, Pulse::Fresh(beat) if beat.end.is_none());
         let over = self.finished || self.halted;
         if !self.started || (over && (new_epochs || beating)) {
@@ -310,6 +313,7 @@ impl Drop for RunFollower {
 mod tests {
     use super::*;
     use crate::train::heartbeat::Heartbeat;
+    use crate::train::heartbeat::tests::dead_pid;
     use crate::train::{BackendKind, Latents, Losses, TermWeights, TrainConfig};
     use std::io::Write;
 
@@ -409,14 +413,6 @@ mod tests {
         }
     }
 
-    /// The pid of a process that has exited and been reaped.
-    fn dead_pid() -> u32 {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        pid
-    }
-
     fn steps_and_ends(events: &[TrainEvent]) -> Vec<String> {
         events
             .iter()
@@ -495,6 +491,14 @@ mod tests {
             ["error: out of memory"]
         );
         assert!(reader.poll_at(t0).unwrap().is_empty());
+        // A heartbeat that cannot be read does not stop the run being followed.
+        std::fs::write(run.join("live/progress.json"), "{not json").unwrap();
+        append(run, &(serde_json::to_string(&epoch(1)).unwrap() + "\n"));
+        // (A new epoch after the failure: a new trainer took the run up.)
+        assert_eq!(
+            steps_and_ends(&reader.poll_at(t0).unwrap()),
+            ["started at 1", "epoch 1"]
+        );
     }
 
     #[test]

@@ -180,7 +180,7 @@ impl Default for HeartbeatWatch {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::train::Losses;
 
@@ -195,7 +195,7 @@ mod tests {
     }
 
     /// The pid of a process that has exited and been reaped.
-    fn dead_pid() -> u32 {
+    pub(crate) fn dead_pid() -> u32 {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
         child.wait().unwrap();
