@@ -11,6 +11,7 @@ use egui_kittest::kittest::Queryable;
 use npyz::WriterBuilder;
 use sense::app::{AppOptions, DrawnRegion, SenseApp, Session};
 use sense::train::BackendChoice;
+use sense::train::heartbeat::{self, Heartbeat};
 
 const MEMBERS: usize = 400;
 
@@ -845,6 +846,17 @@ fn an_external_run_is_followed_as_it_trains_and_relabels_reach_its_label_store()
     );
 }
 
+/// A child process killed when the test ends, passed or failed (a failed assertion would
+/// otherwise leave a `sense train` of 100,000 epochs running).
+struct KilledOnDrop(std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A followed run whose trainer is killed without a word (a cluster job at its time limit,
 /// the kernel's out-of-memory killer) says so in the Training panel and as an error, instead
 /// of showing "training" for ever.
@@ -859,15 +871,17 @@ fn a_followed_run_whose_trainer_is_killed_says_so() {
     )
     .unwrap();
     let run = tmp.path().join("cluster-run");
-    let mut trainer = std::process::Command::new(env!("CARGO_BIN_EXE_sense"))
-        .args(["train", "--data", &data, "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&run)
-        .args(["--epochs", "100000", "--backend", "cpu", "--quiet"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut trainer = KilledOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_sense"))
+            .args(["train", "--data", &data, "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(&run)
+            .args(["--epochs", "100000", "--backend", "cpu", "--quiet"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let minute = Duration::from_secs(60);
     let start = Instant::now();
     // The first beat comes a few seconds into the run.
@@ -875,6 +889,10 @@ fn a_followed_run_whose_trainer_is_killed_says_so() {
         assert!(start.elapsed() < minute, "sense train wrote no heartbeat");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // A trainer in its first epoch: moving, not idle since it started (5 s before this beat).
+    std::thread::sleep(Duration::from_millis(200));
+    let first_beat = heartbeat::read(&run).unwrap().unwrap();
+    assert!(first_beat.idle_secs <= 1, "{first_beat:?}");
 
     let first = tmp.path().join("first");
     std::fs::create_dir_all(&first).unwrap();
@@ -898,15 +916,15 @@ fn a_followed_run_whose_trainer_is_killed_says_so() {
         harness.state().notices()
     );
 
-    trainer.kill().unwrap();
-    trainer.wait().unwrap();
+    trainer.0.kill().unwrap();
+    trainer.0.wait().unwrap();
     step_until(&mut harness, "the trainer's end", minute, |app| {
         !app.is_training()
     });
     harness.run_steps(2);
     let said = format!(
         "pid {} on this machine) ended without finishing",
-        trainer.id()
+        trainer.0.id()
     );
     // The Training panel (the notification says it too).
     let in_panel = format!("epochs: the trainer ({said}");
@@ -919,4 +937,53 @@ fn a_followed_run_whose_trainer_is_killed_says_so() {
         "{:?}",
         harness.state().errors()
     );
+
+    // A trainer takes the run up again (this test beats for it, as `sense train --resume`
+    // would): the failure is over, in the panel and in the notifications.
+    let host = heartbeat::host_name();
+    let beat = |n: u64, idle_secs: u64| Heartbeat {
+        pid: std::process::id(),
+        host: host.clone(),
+        beat: n,
+        step: None,
+        idle_secs,
+        end: None,
+    };
+    heartbeat::write(&run, &beat(1, 0)).unwrap();
+    step_until(&mut harness, "the run taken up again", minute, |app| {
+        app.is_training()
+    });
+    harness.run_steps(2);
+    assert!(
+        harness.state().errors().is_empty(),
+        "{:?}",
+        harness.state().errors()
+    );
+    // Then it beats on without progress for the stall limit: it may be hung, until it moves.
+    let stalled_secs = heartbeat::STALL_LIMIT.as_secs() + 120;
+    heartbeat::write(&run, &beat(2, stalled_secs)).unwrap();
+    step_until(&mut harness, "the stall reported", minute, |app| {
+        !app.errors().is_empty()
+    });
+    harness.run_steps(2);
+    let hung = "has made no progress for 12 min";
+    assert!(
+        harness.state().errors()[0].starts_with("Training may be hung: the trainer (pid ")
+            && harness.state().errors()[0].contains(hung),
+        "{:?}",
+        harness.state().errors()
+    );
+    // The notification, and the Training panel.
+    assert_eq!(
+        harness.query_all_by_label_contains(hung).count(),
+        2,
+        "the panel does not say {hung:?}"
+    );
+    heartbeat::write(&run, &beat(3, 0)).unwrap();
+    step_until(&mut harness, "the stall over", minute, |app| {
+        app.errors().is_empty()
+    });
+    harness.run_steps(2);
+    assert_eq!(harness.query_all_by_label_contains(hung).count(), 0);
+    assert!(harness.state().is_training());
 }

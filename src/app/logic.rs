@@ -12,6 +12,7 @@ use super::jobs::training::TrainingUpdate;
 use super::jobs::{JobKind, JobOutput, PseudoLabellerUpdate};
 use super::label_keeper::{LabelEdit, LabelEvent};
 use super::map::ColourMode;
+use super::notifications::{Level, Topic};
 use super::state::AppState;
 use super::workspace::{SuggestionQueue, Workspace};
 
@@ -253,6 +254,10 @@ fn training_events(state: &mut AppState, ctx: &egui::Context) {
             }
             TrainingUpdate::Notice { text, error: true } => state.notifications.error(text),
             TrainingUpdate::Notice { text, error: false } => state.notifications.info(text),
+            TrainingUpdate::TrainerHealth(Some(text)) => {
+                state.notifications.set(Topic::Trainer, Level::Error, text)
+            }
+            TrainingUpdate::TrainerHealth(None) => state.notifications.clear(Topic::Trainer),
         }
     }
 }

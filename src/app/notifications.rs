@@ -11,11 +11,20 @@ pub enum Level {
     Error,
 }
 
+/// What a message is about, when a later event can make it untrue: a newer message on the same
+/// topic replaces it, and the event that ends it takes it down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    /// The trainer's health: it failed, is gone, or may be hung.
+    Trainer,
+}
+
 #[derive(Debug, Clone)]
 pub struct Notification {
     pub level: Level,
     pub text: String,
     pub at: Instant,
+    pub topic: Option<Topic>,
 }
 
 #[derive(Debug, Default)]
@@ -32,6 +41,22 @@ impl Notifications {
         self.push(Level::Error, text.into());
     }
 
+    /// Says `text` about `topic`, in place of what was said about it before.
+    pub fn set(&mut self, topic: Topic, level: Level, text: impl Into<String>) {
+        self.clear(topic);
+        self.items.push(Notification {
+            level,
+            text: text.into(),
+            at: Instant::now(),
+            topic: Some(topic),
+        });
+    }
+
+    /// Takes down what was said about `topic` (it is no longer true).
+    pub fn clear(&mut self, topic: Topic) {
+        self.items.retain(|n| n.topic != Some(topic));
+    }
+
     fn push(&mut self, level: Level, text: String) {
         // The same message twice in a row (e.g. a repeated failure) shows once.
         if let Some(last) = self.items.last_mut()
@@ -44,6 +69,7 @@ impl Notifications {
             level,
             text,
             at: Instant::now(),
+            topic: None,
         });
     }
 
@@ -93,5 +119,28 @@ impl Notifications {
         if self.items.iter().any(|n| n.level == Level::Info) {
             ctx.request_repaint_after(Duration::from_secs(1));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_on_a_topic_replaces_the_last_and_goes_when_cleared() {
+        let mut notifications = Notifications::default();
+        notifications.error("Cannot export: disk full");
+        notifications.set(Topic::Trainer, Level::Error, "the trainer may be hung");
+        notifications.set(Topic::Trainer, Level::Error, "Training failed: killed");
+        assert_eq!(
+            notifications.texts().collect::<Vec<_>>(),
+            ["Cannot export: disk full", "Training failed: killed"]
+        );
+        notifications.clear(Topic::Trainer);
+        assert_eq!(
+            notifications.texts().collect::<Vec<_>>(),
+            ["Cannot export: disk full"],
+            "the other message stays"
+        );
     }
 }

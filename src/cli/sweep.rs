@@ -429,7 +429,10 @@ fn show_status(dir: &Path) -> anyhow::Result<()> {
         let detail = match &status.state {
             CellState::Done { silhouette } => format!("  silhouette {silhouette:.4}"),
             CellState::Failed(why) => format!("  {why}"),
-            _ => String::new(),
+            _ => status
+                .trainer
+                .as_ref()
+                .map_or(String::new(), |trainer| format!("  {trainer}")),
         };
         println!(
             "{:>4}  {:<width$}  {:<8}  {:<12}  {}/{}{detail}",

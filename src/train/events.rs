@@ -189,6 +189,9 @@ pub enum TrainEvent {
     /// Something worth saying that is not an error of the run (a followed run's file that
     /// cannot be read).
     Notice(String),
+    /// A followed run's trainer is alive but has made no progress for a long while (why it may
+    /// be hung); `None` once that is over (it moves again, or its run ended).
+    Stalled(Option<String>),
     Finished(RunSummary),
     Stopped {
         epoch: usize,

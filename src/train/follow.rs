@@ -31,6 +31,8 @@ pub struct RunReader {
     finished: bool,
     /// The trainer stopped, failed or went silent, and has not beaten since.
     halted: bool,
+    /// The trainer's beats say it has made no progress for a long while.
+    stalled: bool,
     heartbeat: HeartbeatWatch,
     last_step: Option<StepProgress>,
     latents_stamp: Option<FileStamp>,
@@ -55,6 +57,7 @@ impl RunReader {
             epochs_seen: 0,
             finished: false,
             halted: false,
+            stalled: false,
             heartbeat: HeartbeatWatch::new(),
             last_step: None,
             latents_stamp: None,
@@ -157,6 +160,13 @@ impl RunReader {
                 });
                 events.push(TrainEvent::Finished(summary));
                 self.finished = true;
+            }
+        }
+        if let Pulse::Fresh(beat) = &pulse {
+            let stall = beat.stall();
+            if stall.is_some() != self.stalled {
+                self.stalled = stall.is_some();
+                events.push(TrainEvent::Stalled(stall));
             }
         }
         if !self.finished
@@ -409,6 +419,7 @@ mod tests {
                 losses: Losses::default(),
                 learning_rate: 1e-3,
             }),
+            idle_secs: 0,
             end: None,
         }
     }
@@ -427,6 +438,8 @@ mod tests {
                 }
                 TrainEvent::Error(message) => format!("error: {message}"),
                 TrainEvent::Finished(_) => "finished".into(),
+                TrainEvent::Stalled(Some(why)) => format!("stalled: {why}"),
+                TrainEvent::Stalled(None) => "moving".into(),
                 other => format!("{other:?}"),
             })
             .collect()
@@ -498,6 +511,54 @@ mod tests {
         assert_eq!(
             steps_and_ends(&reader.poll_at(t0).unwrap()),
             ["started at 1", "epoch 1"]
+        );
+    }
+
+    #[test]
+    fn a_trainer_that_beats_without_progress_is_reported_stalled_until_it_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path();
+        run_with_epochs(run, 4, 1);
+        let mut reader = RunReader::new(run.to_path_buf(), Box::new(|_| None));
+        let (me, host, t0) = (std::process::id(), heartbeat::host_name(), Instant::now());
+        let limit = heartbeat::STALL_LIMIT.as_secs();
+        let idle = |n: u64, idle_secs: u64| Heartbeat {
+            idle_secs,
+            ..beat(me, &host, n, Some((1, 3)))
+        };
+        heartbeat::write(run, &idle(1, limit - 5)).unwrap();
+        assert_eq!(
+            steps_and_ends(&reader.poll_at(t0).unwrap()),
+            ["started at 0", "epoch 0", "step 1/3 of 10"]
+        );
+        heartbeat::write(run, &idle(2, limit + 5)).unwrap();
+        let stalled = steps_and_ends(&reader.poll_at(t0).unwrap());
+        assert!(
+            stalled.len() == 1
+                && stalled[0].starts_with("stalled: ")
+                && stalled[0].contains("no progress for 10 min"),
+            "{stalled:?}"
+        );
+        // Said once while it lasts, not at every beat.
+        heartbeat::write(run, &idle(3, limit + 65)).unwrap();
+        assert!(reader.poll_at(t0).unwrap().is_empty());
+        // It moves again: said too, and so is a second stall.
+        heartbeat::write(run, &idle(4, 0)).unwrap();
+        assert_eq!(steps_and_ends(&reader.poll_at(t0).unwrap()), ["moving"]);
+        heartbeat::write(run, &idle(5, limit)).unwrap();
+        assert_eq!(reader.poll_at(t0).unwrap().len(), 1);
+        // Stopped while stalled (the user's Ctrl-C got through): moving no more, and ended.
+        let stopped = Heartbeat {
+            end: Some(RunEnd::Stopped {
+                epoch: 1,
+                global_step: 13,
+            }),
+            ..idle(6, limit + 10)
+        };
+        heartbeat::write(run, &stopped).unwrap();
+        assert_eq!(
+            steps_and_ends(&reader.poll_at(t0).unwrap()),
+            ["moving", "stopped 1 13"]
         );
     }
 

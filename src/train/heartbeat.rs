@@ -5,10 +5,15 @@
 //! at its time limit, or by the kernel for memory — from one that is only between epochs:
 //! on the same host by its pid, elsewhere by a beat counter that stops changing. A counter
 //! and not a timestamp, because the two hosts' clocks need not agree.
+//!
+//! A trainer can also hang alive — a GPU that stopped answering, a filesystem that blocks a
+//! read — and beat on. So each beat also says how long the trainer has gone without making
+//! progress (a step, a batch of evaluation, a pass of its setup), timed on the trainer's own
+//! clock; past [`STALL_LIMIT`] a follower says it may be hung.
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 pub use super::events::StepProgress;
 use super::live::LIVE;
@@ -26,6 +31,11 @@ pub const BEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// cache), and a trainer stalls for seconds while it writes a checkpoint.
 pub const SILENCE_LIMIT: Duration = Duration::from_secs(180);
 
+/// How long a beating trainer may go without progress before a follower says it may be hung.
+/// Its slowest legitimate pauses are one step or evaluation batch (seconds, a few minutes of
+/// GPU autotuning at the first step) and a checkpoint write; ten minutes clears them all.
+pub const STALL_LIMIT: Duration = Duration::from_secs(600);
+
 /// One beat of a trainer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Heartbeat {
@@ -35,8 +45,38 @@ pub struct Heartbeat {
     pub beat: u64,
     /// The last step whose losses were read back, once there is one.
     pub step: Option<StepProgress>,
+    /// Seconds since the trainer last made progress, on its own clock (0 in the beats of a
+    /// `sense` from before this field).
+    #[serde(default)]
+    pub idle_secs: u64,
     /// How the run ended; `None` while it trains.
     pub end: Option<RunEnd>,
+}
+
+impl Heartbeat {
+    /// Why the trainer that wrote this beat may be hung: alive (it beats) but without
+    /// progress for [`STALL_LIMIT`] or more. `None` while it moves, and once the run ended.
+    pub fn stall(&self) -> Option<String> {
+        if self.end.is_some() || self.idle_secs < STALL_LIMIT.as_secs() {
+            return None;
+        }
+        let at = match &self.step {
+            Some(step) => format!(
+                " (its last step: epoch {}, step {} of {})",
+                step.epoch + 1,
+                step.step + 1,
+                step.steps_per_epoch
+            ),
+            None => " (no step yet)".into(),
+        };
+        Some(format!(
+            "the trainer (pid {} on {}) is running but has made no progress for {} min{at}: \
+             it may be hung, on a GPU or a filesystem that stopped answering",
+            self.pid,
+            self.host,
+            self.idle_secs / 60
+        ))
+    }
 }
 
 /// How a run ended, as its trainer saw it.
@@ -76,6 +116,46 @@ pub fn read(run_dir: &Path) -> DataResult<Option<Heartbeat>> {
         true => read_json(&path).map(Some),
         false => Ok(None),
     }
+}
+
+/// The latest beat and how long ago its file was written (by this machine's clock against
+/// the file server's, so only as good as their agreement; `None` when it cannot be told).
+pub fn read_with_age(run_dir: &Path) -> DataResult<Option<(Heartbeat, Option<Duration>)>> {
+    let Some(heartbeat) = read(run_dir)? else {
+        return Ok(None);
+    };
+    let age = std::fs::metadata(path(run_dir))
+        .and_then(|meta| meta.modified())
+        .ok()
+        .and_then(|written| SystemTime::now().duration_since(written).ok());
+    Ok(Some((heartbeat, age)))
+}
+
+/// A running trainer's beat in a few words, for a status line: where it is, and whether it
+/// may be hung or its beats stopped.
+pub fn describe(heartbeat: &Heartbeat, age: Option<Duration>) -> String {
+    let mut words = match &heartbeat.step {
+        Some(step) => format!(
+            "epoch {}, step {} of {}",
+            step.epoch + 1,
+            step.step + 1,
+            step.steps_per_epoch
+        ),
+        None => "setting up".into(),
+    };
+    if let Some(age) = age.filter(|age| *age >= SILENCE_LIMIT) {
+        words += &format!(
+            "; no heartbeat for {} min: the trainer may be dead, or its filesystem not visible \
+             from here",
+            age.as_secs() / 60
+        );
+    } else if heartbeat.stall().is_some() {
+        words += &format!(
+            "; no progress for {} min: it may be hung",
+            heartbeat.idle_secs / 60
+        );
+    }
+    words
 }
 
 /// This machine's host name, as a heartbeat records it.
@@ -190,6 +270,7 @@ pub(crate) mod tests {
             host: host.into(),
             beat,
             step: None,
+            idle_secs: 0,
             end: None,
         }
     }
@@ -227,6 +308,78 @@ pub(crate) mod tests {
         };
         write(dir.path(), &written).unwrap();
         assert_eq!(read(dir.path()).unwrap(), Some(written));
+    }
+
+    #[test]
+    fn a_beat_without_progress_for_the_limit_says_the_trainer_may_be_hung() {
+        let limit = STALL_LIMIT.as_secs();
+        let moving = Heartbeat {
+            idle_secs: limit - 1,
+            ..beat(41, "node3", 200)
+        };
+        assert_eq!(moving.stall(), None);
+        let stuck = Heartbeat {
+            idle_secs: limit + 125,
+            step: Some(StepProgress {
+                epoch: 2,
+                step: 39,
+                steps_per_epoch: 188,
+                global_step: 415,
+                losses: Losses::default(),
+                learning_rate: 5e-4,
+            }),
+            ..moving.clone()
+        };
+        let why = stuck.stall().expect("idle past the limit");
+        assert!(
+            why.contains("pid 41 on node3") && why.contains("for 12 min"),
+            "{why}"
+        );
+        assert!(why.contains("epoch 3, step 40 of 188"), "{why}");
+        // A run that ended is not hung, however long ago its last step was.
+        let ended = Heartbeat {
+            end: Some(RunEnd::Finished),
+            ..stuck
+        };
+        assert_eq!(ended.stall(), None);
+        // A beat of a `sense` from before the field reads as moving.
+        let old: Heartbeat =
+            serde_json::from_str(r#"{"pid":1,"host":"h","beat":3,"step":null,"end":null}"#)
+                .unwrap();
+        assert_eq!((old.idle_secs, old.stall()), (0, None));
+    }
+
+    #[test]
+    fn a_running_trainer_is_described_by_where_it_is_and_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_with_age(dir.path()).unwrap(), None);
+        let mut beat = beat(5, "node1", 1);
+        write(dir.path(), &beat).unwrap();
+        let (read_back, age) = read_with_age(dir.path()).unwrap().unwrap();
+        assert_eq!(read_back, beat);
+        assert!(age.is_some_and(|age| age < SILENCE_LIMIT), "{age:?}");
+        assert_eq!(describe(&beat, age), "setting up");
+
+        beat.step = Some(StepProgress {
+            epoch: 0,
+            step: 9,
+            steps_per_epoch: 20,
+            global_step: 9,
+            losses: Losses::default(),
+            learning_rate: 1e-3,
+        });
+        assert_eq!(describe(&beat, age), "epoch 1, step 10 of 20");
+        beat.idle_secs = STALL_LIMIT.as_secs() + 60;
+        assert_eq!(
+            describe(&beat, age),
+            "epoch 1, step 10 of 20; no progress for 11 min: it may be hung"
+        );
+        let old = Some(SILENCE_LIMIT + Duration::from_secs(120));
+        assert!(
+            describe(&beat, old).ends_with("no heartbeat for 5 min: the trainer may be dead, or its filesystem not visible from here"),
+            "{}",
+            describe(&beat, old)
+        );
     }
 
     #[test]

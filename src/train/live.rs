@@ -18,7 +18,8 @@ use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use super::events::{Latents, Reconstruction};
 use super::heartbeat::{self, BEAT_INTERVAL, Heartbeat, RunEnd, StepProgress};
@@ -132,6 +133,35 @@ pub fn write_reconstructions(
 pub struct LiveWriter {
     updates: Option<crossbeam_channel::Sender<LiveUpdate>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    progress: Arc<ProgressClock>,
+}
+
+/// When the trainer last made progress: marked by the trainer thread at every step, batch of
+/// evaluation and pass of its setup (one atomic store, no message), read at each beat.
+struct ProgressClock {
+    origin: Instant,
+    /// Milliseconds from `origin` to the last mark.
+    last_ms: AtomicU64,
+}
+
+impl ProgressClock {
+    fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn mark(&self) {
+        let ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Time since the last mark (since the writer started, before the first).
+    fn idle(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.origin.elapsed().saturating_sub(last)
+    }
 }
 
 enum LiveUpdate {
@@ -155,13 +185,24 @@ impl LiveWriter {
         on_error: impl Fn(String) + Send + 'static,
     ) -> std::io::Result<Self> {
         let (updates, receiver) = crossbeam_channel::unbounded::<LiveUpdate>();
+        let progress = Arc::new(ProgressClock::new());
         let thread = std::thread::Builder::new()
             .name("sense-live-files".into())
-            .spawn(move || write_until_done(&run_dir, &receiver, &on_error))?;
+            .spawn({
+                let progress = progress.clone();
+                move || write_until_done(&run_dir, &receiver, &progress, &on_error)
+            })?;
         Ok(Self {
             updates: Some(updates),
             thread: Some(thread),
+            progress,
         })
+    }
+
+    /// The trainer moved on (cheap: call it at every step and evaluation batch). The beats
+    /// say how long ago it last did, so a follower can tell a hung trainer.
+    pub fn progressed(&self) {
+        self.progress.mark();
     }
 
     pub fn latents(&self, latents: Latents) {
@@ -205,6 +246,7 @@ impl LiveWriter {
 fn write_until_done(
     run_dir: &Path,
     receiver: &crossbeam_channel::Receiver<LiveUpdate>,
+    progress: &ProgressClock,
     on_error: &dyn Fn(String),
 ) {
     let mut heartbeat = Heartbeat {
@@ -212,6 +254,7 @@ fn write_until_done(
         host: heartbeat::host_name(),
         beat: 0,
         step: None,
+        idle_secs: 0,
         end: None,
     };
     let mut next_beat = Instant::now() + BEAT_INTERVAL;
@@ -247,6 +290,7 @@ fn write_until_done(
         }
         if Instant::now() >= next_beat {
             heartbeat.beat += 1;
+            heartbeat.idle_secs = progress.idle().as_secs();
             match (heartbeat::write(run_dir, &heartbeat), beat_failed) {
                 (Ok(()), _) => beat_failed = false,
                 (Err(e), false) => {
@@ -261,6 +305,7 @@ fn write_until_done(
     // The last beat, when the trainer said how the run ended.
     if heartbeat.end.is_some() {
         heartbeat.beat += 1;
+        heartbeat.idle_secs = progress.idle().as_secs();
         if let Err(e) = heartbeat::write(run_dir, &heartbeat) {
             on_error(format!("the run's last heartbeat was not written: {e}"));
         }
@@ -457,6 +502,25 @@ mod tests {
             errors.iter().any(|e| e.contains("last heartbeat")),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn each_beat_says_how_long_the_trainer_went_without_progress() {
+        let quiet = std::time::Duration::from_millis(1_100);
+        let beat_after = |mark_before_finish: bool| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut writer =
+                LiveWriter::spawn(dir.path().to_path_buf(), |e| panic!("{e}")).unwrap();
+            writer.progressed();
+            std::thread::sleep(quiet);
+            if mark_before_finish {
+                writer.progressed();
+            }
+            writer.finish(RunEnd::Finished);
+            heartbeat::read(dir.path()).unwrap().unwrap().idle_secs
+        };
+        assert_eq!(beat_after(true), 0, "it just moved");
+        assert!(beat_after(false) >= 1, "quiet since its last mark");
     }
 
     #[test]

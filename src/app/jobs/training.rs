@@ -61,6 +61,9 @@ pub enum TrainingUpdate {
         text: String,
         error: bool,
     },
+    /// What the notifications say of the trainer's health (it failed, or may be hung), in place
+    /// of what they said before; `None` takes that down (a new run started, or it moves again).
+    TrainerHealth(Option<String>),
 }
 
 /// Everything the training, loss-curve and reconstruction panels show.
@@ -100,6 +103,8 @@ pub struct TrainingRun {
     pub images_per_sec: Option<f64>,
     /// A checkpoint of this run is on disk.
     pub checkpoint_written: bool,
+    /// Why the followed run's trainer may be hung (alive, without progress for long).
+    pub stalled: Option<String>,
     started_at: Option<Instant>,
     backlog: bool,
 }
@@ -155,6 +160,7 @@ impl TrainingRun {
             epochs,
             images_per_sec: None,
             checkpoint_written: false,
+            stalled: None,
             started_at: None,
             backlog: false,
         }
@@ -188,6 +194,7 @@ impl TrainingRun {
             epochs: past.planned_epochs,
             images_per_sec: past.epochs.last().map(|e| e.images_per_sec),
             checkpoint_written: false,
+            stalled: None,
             started_at: None,
             backlog: false,
             history: TrainingHistory {
@@ -298,6 +305,10 @@ impl TrainingRun {
                 epochs,
                 ..
             } => {
+                // What was said of a trainer before (it failed, is gone, may be hung) is over
+                // with a new start: a followed run taken up again, or a new run here.
+                updates.push(TrainingUpdate::TrainerHealth(None));
+                self.stalled = None;
                 self.state = RunState::Running;
                 self.steps_per_epoch = steps_per_epoch;
                 self.first_epoch = first_epoch;
@@ -334,17 +345,35 @@ impl TrainingRun {
             TrainEvent::Recovered { message, .. } | TrainEvent::Notice(message) => {
                 updates.push(notice(message, false))
             }
+            TrainEvent::Stalled(why) => {
+                updates.push(TrainingUpdate::TrainerHealth(
+                    why.as_ref()
+                        .map(|why| format!("Training may be hung: {why}")),
+                ));
+                self.stalled = why;
+            }
             TrainEvent::Paused => self.state = RunState::Paused,
             TrainEvent::Resumed => self.state = RunState::Running,
-            TrainEvent::Finished(_) => self.state = RunState::Finished,
-            TrainEvent::Stopped { .. } => self.state = RunState::Stopped,
+            TrainEvent::Finished(_) => self.end(RunState::Finished, updates),
+            TrainEvent::Stopped { .. } => self.end(RunState::Stopped, updates),
             TrainEvent::Error(message) => {
-                updates.push(notice(format!("Training failed: {message}"), true));
+                self.stalled = None;
+                updates.push(TrainingUpdate::TrainerHealth(Some(format!(
+                    "Training failed: {message}"
+                ))));
                 self.state = RunState::Failed(message);
             }
             TrainEvent::CheckpointWritten { .. } => self.checkpoint_written = true,
             TrainEvent::LabelsUpdated { .. } | TrainEvent::LossWeightsUpdated { .. } => {}
         }
+    }
+
+    /// The run ended as it should: a stall it was in is over.
+    fn end(&mut self, state: RunState, updates: &mut Vec<TrainingUpdate>) {
+        if self.stalled.take().is_some() {
+            updates.push(TrainingUpdate::TrainerHealth(None));
+        }
+        self.state = state;
     }
 
     /// Fraction of the run done, in 0..=1.

@@ -80,6 +80,9 @@ fn following(
             })
         }
     };
+    if let Some(why) = &run.stalled {
+        ui.colored_label(ui.visuals().warn_fg_color, format!("may be hung: {why}"));
+    }
     if run.epochs > 0 {
         ui.add(egui::ProgressBar::new(run.progress()).text(format!(
             "{:.0} % of the run{}",

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use super::{SweepPlan, finished_cell};
 use crate::atomic_file::write_atomic;
 use crate::error::{DataError, DataResult};
-use crate::train::run_dir;
+use crate::train::{heartbeat, run_dir};
 use scheduler::TaskState;
 
 pub const SLURM_DIR: &str = "slurm";
@@ -137,6 +137,9 @@ pub struct CellStatus {
     /// Epochs in its `metrics.jsonl`, of the epochs planned.
     pub epochs_done: usize,
     pub epochs: usize,
+    /// A running cell's trainer in a few words (its heartbeat): where it is, and whether it
+    /// may be hung.
+    pub trainer: Option<String>,
 }
 
 /// Every cell's state: its run directory first (a finished cell is done whatever the
@@ -185,8 +188,16 @@ pub fn cell_statuses(
         statuses.push(CellStatus {
             index,
             dir_name: planned.dir_name.clone(),
-            state,
             job: job.map(|job| format!("{job}_{index}")),
+            trainer: match state {
+                CellState::Running => heartbeat::read_with_age(&dir)
+                    .ok()
+                    .flatten()
+                    .filter(|(beat, _)| beat.end.is_none())
+                    .map(|(beat, age)| heartbeat::describe(&beat, age)),
+                _ => None,
+            },
+            state,
             epochs_done: run_dir::read_metrics(&dir).map_or(0, |m| m.len()),
             epochs: record.epochs_override.unwrap_or(planned.config.epochs),
         });

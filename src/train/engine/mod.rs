@@ -196,7 +196,12 @@ impl Engine {
 
     // ---------------------------------------------------------------- commands
 
+    /// Whether the run was asked to stop. Called at every step, evaluation batch and pass of
+    /// the setup, so it also tells the heartbeat that the trainer moves on.
     fn check_stop(&self) -> Flow<()> {
+        if let Some(live) = &self.live {
+            live.progressed();
+        }
         match self.stop.load(Ordering::Acquire) {
             true => Err(Halt::Stop),
             false => Ok(()),
