@@ -70,8 +70,8 @@ impl Heartbeat {
             None => " (no step yet)".into(),
         };
         Some(format!(
-            "the trainer (pid {} on {}) is running but has made no progress for {} min{at}: \
-             it may be hung, on a GPU or a filesystem that stopped answering",
+            "the trainer (pid {} on {}) has made no progress for {} min{at}, though it still \
+             runs: a GPU or a filesystem may have stopped answering",
             self.pid,
             self.host,
             self.idle_secs / 60
