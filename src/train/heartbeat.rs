@@ -131,31 +131,34 @@ pub fn read_with_age(run_dir: &Path) -> DataResult<Option<(Heartbeat, Option<Dur
     Ok(Some((heartbeat, age)))
 }
 
-/// A running trainer's beat in a few words, for a status line: where it is, and whether it
-/// may be hung or its beats stopped.
-pub fn describe(heartbeat: &Heartbeat, age: Option<Duration>) -> String {
-    let mut words = match &heartbeat.step {
-        Some(step) => format!(
+/// A running trainer's beat in a few words, for a status line beside its `epochs_done`: the
+/// step it is at (left out when the beat is older than the last epoch summary), and whether it
+/// may be hung or its beats stopped. Empty when there is nothing to add.
+pub fn describe(heartbeat: &Heartbeat, age: Option<Duration>, epochs_done: usize) -> String {
+    let mut words = Vec::new();
+    match &heartbeat.step {
+        Some(step) if step.epoch >= epochs_done => words.push(format!(
             "epoch {}, step {} of {}",
             step.epoch + 1,
             step.step + 1,
             step.steps_per_epoch
-        ),
-        None => "setting up".into(),
-    };
+        )),
+        None if epochs_done == 0 => words.push("setting up".into()),
+        _ => {}
+    }
     if let Some(age) = age.filter(|age| *age >= SILENCE_LIMIT) {
-        words += &format!(
-            "; no heartbeat for {} min: the trainer may be dead, or its filesystem not visible \
+        words.push(format!(
+            "no heartbeat for {} min: the trainer may be dead, or its filesystem not visible \
              from here",
             age.as_secs() / 60
-        );
+        ));
     } else if heartbeat.stall().is_some() {
-        words += &format!(
-            "; no progress for {} min: it may be hung",
+        words.push(format!(
+            "no progress for {} min: it may be hung",
             heartbeat.idle_secs / 60
-        );
+        ));
     }
-    words
+    words.join("; ")
 }
 
 /// This machine's host name, as a heartbeat records it.
@@ -358,7 +361,7 @@ pub(crate) mod tests {
         let (read_back, age) = read_with_age(dir.path()).unwrap().unwrap();
         assert_eq!(read_back, beat);
         assert!(age.is_some_and(|age| age < SILENCE_LIMIT), "{age:?}");
-        assert_eq!(describe(&beat, age), "setting up");
+        assert_eq!(describe(&beat, age, 0), "setting up");
 
         beat.step = Some(StepProgress {
             epoch: 0,
@@ -368,17 +371,23 @@ pub(crate) mod tests {
             losses: Losses::default(),
             learning_rate: 1e-3,
         });
-        assert_eq!(describe(&beat, age), "epoch 1, step 10 of 20");
+        assert_eq!(describe(&beat, age, 0), "epoch 1, step 10 of 20");
+        // A beat older than the last epoch's summary: the epochs say more.
+        assert_eq!(describe(&beat, age, 1), "");
         beat.idle_secs = STALL_LIMIT.as_secs() + 60;
         assert_eq!(
-            describe(&beat, age),
+            describe(&beat, age, 0),
             "epoch 1, step 10 of 20; no progress for 11 min: it may be hung"
+        );
+        assert_eq!(
+            describe(&beat, age, 1),
+            "no progress for 11 min: it may be hung"
         );
         let old = Some(SILENCE_LIMIT + Duration::from_secs(120));
         assert!(
-            describe(&beat, old).ends_with("no heartbeat for 5 min: the trainer may be dead, or its filesystem not visible from here"),
+            describe(&beat, old, 0).ends_with("no heartbeat for 5 min: the trainer may be dead, or its filesystem not visible from here"),
             "{}",
-            describe(&beat, old)
+            describe(&beat, old, 0)
         );
     }
 

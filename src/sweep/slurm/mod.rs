@@ -185,6 +185,7 @@ pub fn cell_statuses(
                 },
             },
         };
+        let epochs_done = run_dir::read_metrics(&dir).map_or(0, |m| m.len());
         statuses.push(CellStatus {
             index,
             dir_name: planned.dir_name.clone(),
@@ -194,11 +195,12 @@ pub fn cell_statuses(
                     .ok()
                     .flatten()
                     .filter(|(beat, _)| beat.end.is_none())
-                    .map(|(beat, age)| heartbeat::describe(&beat, age)),
+                    .map(|(beat, age)| heartbeat::describe(&beat, age, epochs_done))
+                    .filter(|words| !words.is_empty()),
                 _ => None,
             },
             state,
-            epochs_done: run_dir::read_metrics(&dir).map_or(0, |m| m.len()),
+            epochs_done,
             epochs: record.epochs_override.unwrap_or(planned.config.epochs),
         });
     }
