@@ -220,6 +220,10 @@ fn training_events(state: &mut AppState, ctx: &egui::Context) {
     };
     let was_active = run.state.is_active();
     let updates = run.pump(EVENTS_PER_FRAME);
+    if run.watches_its_trainer() {
+        // A stuck trainer sends no events to wake the UI; look again in a while.
+        ctx.request_repaint_after(std::time::Duration::from_secs(5));
+    }
     ws.reconstructions
         .refresh(ctx, run.history.reconstructions.as_ref());
     ws.has_checkpoint |= run.checkpoint_written;

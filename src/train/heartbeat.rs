@@ -13,6 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 pub use super::events::StepProgress;
@@ -36,6 +37,60 @@ pub const SILENCE_LIMIT: Duration = Duration::from_secs(180);
 /// GPU autotuning at the first step) and a checkpoint write; ten minutes clears them all.
 pub const STALL_LIMIT: Duration = Duration::from_secs(600);
 
+/// When the trainer last made progress: marked by the trainer thread at every step, batch of
+/// evaluation and pass of its setup (one atomic store), read by its heartbeat and by the
+/// process that runs it (the app watching its own trainer).
+#[derive(Debug)]
+pub struct ProgressClock {
+    origin: Instant,
+    /// Milliseconds from `origin` to the last mark.
+    last_ms: AtomicU64,
+}
+
+impl Default for ProgressClock {
+    fn default() -> Self {
+        Self {
+            origin: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl ProgressClock {
+    pub fn mark(&self) {
+        let ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Time since the last mark (since the clock was made, before the first).
+    pub fn idle(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.origin.elapsed().saturating_sub(last)
+    }
+}
+
+/// Why a trainer that still runs may be hung, once it has gone [`STALL_LIMIT`] without
+/// progress; `who` names it ("the trainer (pid 7 on node3)").
+pub fn stall_reason(who: &str, idle: Duration, last_step: Option<&StepProgress>) -> Option<String> {
+    if idle < STALL_LIMIT {
+        return None;
+    }
+    let at = match last_step {
+        Some(step) => format!(
+            " (its last step: epoch {}, step {} of {})",
+            step.epoch + 1,
+            step.step + 1,
+            step.steps_per_epoch
+        ),
+        None => " (no step yet)".into(),
+    };
+    Some(format!(
+        "{who} has made no progress for {} min{at}, though it still runs: a GPU or a \
+         filesystem may have stopped answering",
+        idle.as_secs() / 60
+    ))
+}
+
 /// One beat of a trainer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Heartbeat {
@@ -57,25 +112,14 @@ impl Heartbeat {
     /// Why the trainer that wrote this beat may be hung: alive (it beats) but without
     /// progress for [`STALL_LIMIT`] or more. `None` while it moves, and once the run ended.
     pub fn stall(&self) -> Option<String> {
-        if self.end.is_some() || self.idle_secs < STALL_LIMIT.as_secs() {
+        if self.end.is_some() {
             return None;
         }
-        let at = match &self.step {
-            Some(step) => format!(
-                " (its last step: epoch {}, step {} of {})",
-                step.epoch + 1,
-                step.step + 1,
-                step.steps_per_epoch
-            ),
-            None => " (no step yet)".into(),
-        };
-        Some(format!(
-            "the trainer (pid {} on {}) has made no progress for {} min{at}, though it still \
-             runs: a GPU or a filesystem may have stopped answering",
-            self.pid,
-            self.host,
-            self.idle_secs / 60
-        ))
+        stall_reason(
+            &format!("the trainer (pid {} on {})", self.pid, self.host),
+            Duration::from_secs(self.idle_secs),
+            self.step.as_ref(),
+        )
     }
 }
 

@@ -18,11 +18,10 @@ use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::events::{Latents, Reconstruction};
-use super::heartbeat::{self, BEAT_INTERVAL, Heartbeat, RunEnd, StepProgress};
+use super::heartbeat::{self, BEAT_INTERVAL, Heartbeat, ProgressClock, RunEnd, StepProgress};
 use super::run_dir::read_json;
 use crate::atomic_file::write_atomic;
 use crate::data::matrix::{read_npy_matrix, write_npy_matrix};
@@ -133,35 +132,6 @@ pub fn write_reconstructions(
 pub struct LiveWriter {
     updates: Option<crossbeam_channel::Sender<LiveUpdate>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    progress: Arc<ProgressClock>,
-}
-
-/// When the trainer last made progress: marked by the trainer thread at every step, batch of
-/// evaluation and pass of its setup (one atomic store, no message), read at each beat.
-struct ProgressClock {
-    origin: Instant,
-    /// Milliseconds from `origin` to the last mark.
-    last_ms: AtomicU64,
-}
-
-impl ProgressClock {
-    fn new() -> Self {
-        Self {
-            origin: Instant::now(),
-            last_ms: AtomicU64::new(0),
-        }
-    }
-
-    fn mark(&self) {
-        let ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// Time since the last mark (since the writer started, before the first).
-    fn idle(&self) -> Duration {
-        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        self.origin.elapsed().saturating_sub(last)
-    }
 }
 
 enum LiveUpdate {
@@ -180,12 +150,13 @@ struct Waiting {
 
 impl LiveWriter {
     /// `on_error` is told of a failed write (the run goes on; the next epoch writes again).
+    /// The beats say how long ago `progress` was last marked.
     pub fn spawn(
         run_dir: PathBuf,
+        progress: Arc<ProgressClock>,
         on_error: impl Fn(String) + Send + 'static,
     ) -> std::io::Result<Self> {
         let (updates, receiver) = crossbeam_channel::unbounded::<LiveUpdate>();
-        let progress = Arc::new(ProgressClock::new());
         let thread = std::thread::Builder::new()
             .name("sense-live-files".into())
             .spawn({
@@ -195,14 +166,7 @@ impl LiveWriter {
         Ok(Self {
             updates: Some(updates),
             thread: Some(thread),
-            progress,
         })
-    }
-
-    /// The trainer moved on (cheap: call it at every step and evaluation batch). The beats
-    /// say how long ago it last did, so a follower can tell a hung trainer.
-    pub fn progressed(&self) {
-        self.progress.mark();
     }
 
     pub fn latents(&self, latents: Latents) {
@@ -446,7 +410,7 @@ mod tests {
     fn the_writer_thread_leaves_the_newest_files_once_finished() {
         let dir = tempfile::tempdir().unwrap();
         let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut writer = LiveWriter::spawn(dir.path().to_path_buf(), {
+        let mut writer = LiveWriter::spawn(dir.path().to_path_buf(), Arc::default(), {
             let errors = errors.clone();
             move |e| errors.lock().unwrap().push(e)
         })
@@ -483,7 +447,7 @@ mod tests {
         // A write that fails is reported, and the writer goes on.
         let file = dir.path().join("not-a-dir");
         std::fs::write(&file, "x").unwrap();
-        let mut writer = LiveWriter::spawn(file, {
+        let mut writer = LiveWriter::spawn(file, Arc::default(), {
             let errors = errors.clone();
             move |e| errors.lock().unwrap().push(e)
         })
@@ -509,12 +473,15 @@ mod tests {
         let quiet = std::time::Duration::from_millis(1_100);
         let beat_after = |mark_before_finish: bool| {
             let dir = tempfile::tempdir().unwrap();
-            let mut writer =
-                LiveWriter::spawn(dir.path().to_path_buf(), |e| panic!("{e}")).unwrap();
-            writer.progressed();
+            let progress = Arc::new(ProgressClock::default());
+            let mut writer = LiveWriter::spawn(dir.path().to_path_buf(), progress.clone(), |e| {
+                panic!("{e}")
+            })
+            .unwrap();
+            progress.mark();
             std::thread::sleep(quiet);
             if mark_before_finish {
-                writer.progressed();
+                progress.mark();
             }
             writer.finish(RunEnd::Finished);
             heartbeat::read(dir.path()).unwrap().unwrap().idle_secs

@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::config::{LossWeights, TrainConfig};
 use super::engine::Engine;
 use super::events::{EventReceiver, TrainEvent, event_channel};
+use super::heartbeat::ProgressClock;
 use crate::data::Ensemble;
 use crate::labels::LabelSnapshot;
 
@@ -72,6 +73,7 @@ impl Trainer {
         let (events_tx, events) = event_channel();
         let (commands, commands_rx) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
+        let progress = Arc::new(ProgressClock::default());
         let engine = Engine::new(
             ensemble,
             labels,
@@ -81,6 +83,7 @@ impl Trainer {
             events_tx,
             commands_rx,
             stop.clone(),
+            progress.clone(),
         );
         let thread = std::thread::Builder::new()
             .name("sense-trainer".into())
@@ -89,6 +92,7 @@ impl Trainer {
             commands,
             events,
             stop,
+            progress,
             thread: Some(thread),
         })
     }
@@ -99,6 +103,7 @@ pub struct TrainerHandle {
     commands: Sender<Command>,
     events: EventReceiver,
     stop: Arc<AtomicBool>,
+    progress: Arc<ProgressClock>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -109,6 +114,12 @@ impl TrainerHandle {
         }
         // A finished trainer has dropped its receiver; commands to it are moot.
         let _ = self.commands.send(command);
+    }
+
+    /// How long the trainer has gone without progress (a step, a batch of evaluation, a pass
+    /// of its setup; marked while paused too). Minutes of it mean it may be hung.
+    pub fn idle(&self) -> std::time::Duration {
+        self.progress.idle()
     }
 
     pub fn pause(&self) {

@@ -10,6 +10,7 @@ use crate::app::worker::Waker;
 use crate::data::Ensemble;
 use crate::labels::LabelSnapshot;
 use crate::train::follow::RunFollower;
+use crate::train::heartbeat;
 use crate::train::{
     EpochSummary, EvalSubset, LossWeights, Losses, Reconstruction, StepProgress, TrainConfig,
     TrainEvent, Trainer, TrainerHandle,
@@ -103,8 +104,10 @@ pub struct TrainingRun {
     pub images_per_sec: Option<f64>,
     /// A checkpoint of this run is on disk.
     pub checkpoint_written: bool,
-    /// Why the followed run's trainer may be hung (alive, without progress for long).
+    /// Why the trainer may be hung (it runs, without progress for long).
     pub stalled: Option<String>,
+    /// The latest step, for saying where a hung trainer stopped.
+    last_step: Option<StepProgress>,
     started_at: Option<Instant>,
     backlog: bool,
 }
@@ -161,6 +164,7 @@ impl TrainingRun {
             images_per_sec: None,
             checkpoint_written: false,
             stalled: None,
+            last_step: None,
             started_at: None,
             backlog: false,
         }
@@ -195,6 +199,7 @@ impl TrainingRun {
             images_per_sec: past.epochs.last().map(|e| e.images_per_sec),
             checkpoint_written: false,
             stalled: None,
+            last_step: None,
             started_at: None,
             backlog: false,
             history: TrainingHistory {
@@ -278,7 +283,32 @@ impl TrainingRun {
             }
             self.absorb(event, &mut updates);
         }
+        if let Some(handle) = self.trainer().filter(|_| self.state.is_active()) {
+            let idle = handle.idle();
+            self.watch_progress(idle, &mut updates);
+        }
         updates
+    }
+
+    /// A trainer in this process whose events cannot say it is stuck: checked every frame
+    /// (the UI asks for one every few seconds while it runs, see [`Self::watches_its_trainer`]).
+    pub fn watches_its_trainer(&self) -> bool {
+        self.trainer().is_some() && self.state.is_active()
+    }
+
+    /// Says when the trainer in this process, `idle` since its last progress, may be hung, and
+    /// when it moves again. (A followed run's trainer says so through its heartbeat.)
+    fn watch_progress(&mut self, idle: Duration, updates: &mut Vec<TrainingUpdate>) {
+        let reason = heartbeat::stall_reason("the trainer", idle, self.last_step.as_ref());
+        if reason.is_some() != self.stalled.is_some() {
+            updates.push(TrainingUpdate::TrainerHealth(
+                reason
+                    .as_ref()
+                    .map(|why| format!("Training may be hung: {why}")),
+            ));
+        }
+        // The panel shows the minutes as they grow; the notification says it once.
+        self.stalled = reason;
     }
 
     /// The last [`pump`](Self::pump) left events unread.
@@ -316,14 +346,17 @@ impl TrainingRun {
                 self.epochs = epochs;
                 self.started_at = Some(Instant::now());
             }
-            TrainEvent::Step(StepProgress {
-                epoch,
-                step,
-                steps_per_epoch,
-                global_step,
-                losses,
-                ..
-            }) => {
+            TrainEvent::Step(
+                progress @ StepProgress {
+                    epoch,
+                    step,
+                    steps_per_epoch,
+                    global_step,
+                    losses,
+                    ..
+                },
+            ) => {
+                self.last_step = Some(progress);
                 self.epoch = epoch;
                 self.step_in_epoch = step + 1;
                 // A followed run learns the epoch's length here (its start cannot tell).
@@ -418,6 +451,41 @@ mod tests {
             losses: Losses::default(),
             learning_rate: 1e-3,
         })
+    }
+
+    #[test]
+    fn a_trainer_here_without_progress_for_the_limit_may_be_hung_until_it_moves() {
+        let mut run = TrainingRun::new(RunSource::Files, 3);
+        let mut updates = Vec::new();
+        run.absorb(step(7), &mut updates);
+        let limit = heartbeat::STALL_LIMIT;
+        run.watch_progress(limit - Duration::from_secs(1), &mut updates);
+        assert!(updates.is_empty() && run.stalled.is_none());
+
+        run.watch_progress(limit + Duration::from_secs(5), &mut updates);
+        let Some(TrainingUpdate::TrainerHealth(Some(said))) = updates.pop() else {
+            panic!("a stall is said");
+        };
+        assert!(
+            said.starts_with("Training may be hung: the trainer has made no progress for 10 min")
+                && said.contains("epoch 1, step 8 of 10"),
+            "{said}"
+        );
+        // Said once; the panel's minutes grow.
+        run.watch_progress(limit + Duration::from_secs(125), &mut updates);
+        assert!(updates.is_empty());
+        assert!(
+            run.stalled
+                .as_ref()
+                .is_some_and(|why| why.contains("for 12 min"))
+        );
+
+        run.watch_progress(Duration::ZERO, &mut updates);
+        assert!(matches!(
+            updates.as_slice(),
+            [TrainingUpdate::TrainerHealth(None)]
+        ));
+        assert_eq!(run.stalled, None);
     }
 
     #[test]

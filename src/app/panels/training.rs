@@ -80,9 +80,7 @@ fn following(
             })
         }
     };
-    if let Some(why) = &run.stalled {
-        ui.colored_label(ui.visuals().warn_fg_color, format!("may be hung: {why}"));
-    }
+    stall_warning(ui, run);
     if run.epochs > 0 {
         ui.add(egui::ProgressBar::new(run.progress()).text(format!(
             "{:.0} % of the run{}",
@@ -102,6 +100,13 @@ fn following(
     }
     if run.state.is_active() && ui.button("Stop following").clicked() {
         queue.push(AppCommand::StopTraining);
+    }
+}
+
+/// Why the trainer may be hung, while it is.
+fn stall_warning(ui: &mut egui::Ui, run: &crate::app::jobs::training::TrainingRun) {
+    if let Some(why) = &run.stalled {
+        ui.colored_label(ui.visuals().warn_fg_color, format!("may be hung: {why}"));
     }
 }
 
@@ -180,6 +185,7 @@ fn controls(ui: &mut egui::Ui, ws: &Workspace, queue: &mut CommandQueue) {
         return;
     }
     ui.label(status);
+    stall_warning(ui, run);
     if run.steps_per_epoch > 0 {
         ui.add(
             egui::ProgressBar::new(run.step_in_epoch as f32 / run.steps_per_epoch as f32).text(

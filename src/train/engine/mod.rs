@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use super::backend::{SelectedBackend, panic_message};
 use super::config::{LossWeights, Monitor, TrainConfig};
 use super::events::{EventSender, Losses, TermWeights, TrainEvent};
-use super::heartbeat::RunEnd;
+use super::heartbeat::{ProgressClock, RunEnd};
 use super::objective::Objective;
 use super::run_dir::{self as files, TrainerState};
 use super::supervision::MemberLabels;
@@ -85,6 +85,8 @@ pub(crate) struct Engine {
     /// The latest latents and reconstructions into `RUN_DIR/live/`, for a process following
     /// the run (`None` when its thread could not start: nothing else depends on it).
     live: Option<crate::train::live::LiveWriter>,
+    /// Marked whenever the run moves on; its heartbeat and its handle read it.
+    progress: Arc<ProgressClock>,
 }
 
 impl Engine {
@@ -98,16 +100,20 @@ impl Engine {
         events: EventSender,
         commands: Receiver<Command>,
         stop: Arc<AtomicBool>,
+        progress: Arc<ProgressClock>,
     ) -> Self {
         let live = {
             let events = events.clone();
-            crate::train::live::LiveWriter::spawn(run_dir.clone(), move |message| {
-                events.send(TrainEvent::Notice(message))
-            })
+            crate::train::live::LiveWriter::spawn(
+                run_dir.clone(),
+                progress.clone(),
+                move |message| events.send(TrainEvent::Notice(message)),
+            )
             .ok()
         };
         Self {
             live,
+            progress,
             objective: Objective::new(&config),
             config,
             ensemble,
@@ -199,9 +205,7 @@ impl Engine {
     /// Whether the run was asked to stop. Called at every step, evaluation batch and pass of
     /// the setup, so it also tells the heartbeat that the trainer moves on.
     fn check_stop(&self) -> Flow<()> {
-        if let Some(live) = &self.live {
-            live.progressed();
-        }
+        self.progress.mark();
         match self.stop.load(Ordering::Acquire) {
             true => Err(Halt::Stop),
             false => Ok(()),
