@@ -76,12 +76,7 @@ pub fn stall_reason(who: &str, idle: Duration, last_step: Option<&StepProgress>)
         return None;
     }
     let at = match last_step {
-        Some(step) => format!(
-            " (its last step: epoch {}, step {} of {})",
-            step.epoch + 1,
-            step.step + 1,
-            step.steps_per_epoch
-        ),
+        Some(step) => format!(" (its last step: {})", where_in_run(step)),
         None => " (no step yet)".into(),
     };
     Some(format!(
@@ -89,6 +84,16 @@ pub fn stall_reason(who: &str, idle: Duration, last_step: Option<&StepProgress>)
          filesystem may have stopped answering",
         idle.as_secs() / 60
     ))
+}
+
+/// "epoch 3, step 40 of 188", one-based as the app shows it.
+fn where_in_run(step: &StepProgress) -> String {
+    format!(
+        "epoch {}, step {} of {}",
+        step.epoch + 1,
+        step.step + 1,
+        step.steps_per_epoch
+    )
 }
 
 /// One beat of a trainer.
@@ -181,12 +186,7 @@ pub fn read_with_age(run_dir: &Path) -> DataResult<Option<(Heartbeat, Option<Dur
 pub fn describe(heartbeat: &Heartbeat, age: Option<Duration>, epochs_done: usize) -> String {
     let mut words = Vec::new();
     match &heartbeat.step {
-        Some(step) if step.epoch >= epochs_done => words.push(format!(
-            "epoch {}, step {} of {}",
-            step.epoch + 1,
-            step.step + 1,
-            step.steps_per_epoch
-        )),
+        Some(step) if step.epoch >= epochs_done => words.push(where_in_run(step)),
         None if epochs_done == 0 => words.push("setting up".into()),
         _ => {}
     }
