@@ -6,6 +6,8 @@
 //! phase planes — pixel (i, j) to plane (i mod s_h, j mod s_w) at (i div s_h, j div s_w) — the
 //! same tap reads a contiguous run of one plane, so every im2col row is a sequence of copies
 //! and col2im adds contiguous runs. At stride 1 the image is its own single phase plane.
+//! Layers with many channels and narrow outputs, where these runs are still short, use the
+//! pixel-major form instead ([`super::im2row`]).
 
 use super::lowering::{ConvDims, ConvGeometry};
 

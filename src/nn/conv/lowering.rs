@@ -7,7 +7,9 @@
 //! gradient runs a forward conv whose kernel is the whole output gradient (one skinny GEMM,
 //! parallel over at most C_in tasks) and every conv copies NCHW→NHWC on one thread
 //! (bench/README.md, "Where the time goes"). The GEMMs are the `gemm` crate's, the one
-//! burn-flex itself uses; only the data movement around them is ours.
+//! burn-flex itself uses; only the data movement around them is ours: the im2col matrix is
+//! built planar ([`super::im2col`]) or, for many channels and narrow outputs, pixel-major
+//! ([`super::im2row`]).
 //!
 //! Conventions ("conv" view): `x` is the large side `[B, C_in, H, W]`, `y` the small side
 //! `[B, C_out, H_out, W_out]`, the weight `[C_out, C_in, k_h, k_w]` — for a transposed conv the
@@ -21,6 +23,7 @@ use rayon::prelude::*;
 
 use super::epilogue::Epilogue;
 use super::im2col::Im2col;
+use super::im2row::{self, Im2row};
 
 /// Kernel size, stride and zero padding of a dense 2-D convolution (dilation 1, groups 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,6 +85,33 @@ impl ConvDims {
     pub fn weight_len(&self) -> usize {
         self.c_out * self.patch_len()
     }
+
+    /// Whether the im2col matrix is built pixel-major ([`im2row`]): with many input channels
+    /// and narrow outputs, where the planar rows are short runs and the pixel-major ones whole
+    /// channel vectors.
+    fn pixel_major(&self) -> bool {
+        im2row::applies(self.c_in, self.output_px)
+    }
+
+    /// The weight `[C_out, K]` in the order of the im2col matrix's `K` axis (a copy only when
+    /// pixel-major).
+    fn weight_for_gemm<'a>(&self, weight: &'a [f32]) -> std::borrow::Cow<'a, [f32]> {
+        match self.pixel_major() {
+            true => {
+                let taps = self.geometry.taps();
+                im2row::to_tap_major(weight, self.c_out, self.c_in, taps).into()
+            }
+            false => weight.into(),
+        }
+    }
+
+    /// A weight gradient in the im2col matrix's `K` order → `[C_out, C_in, k_h, k_w]`.
+    fn weight_from_gemm(&self, weight: Vec<f32>) -> Vec<f32> {
+        match self.pixel_major() {
+            true => im2row::from_tap_major(&weight, self.c_out, self.c_in, self.geometry.taps()),
+            false => weight,
+        }
+    }
 }
 
 /// Columns one GEMM should have at least: with fewer, the GEMM's micro-kernels idle on a
@@ -124,13 +154,31 @@ impl Grouping {
     }
 }
 
-/// Per-thread scratch: a group's im2col matrix `[K, n]` and a `[C_out, n]` matrix of outputs
-/// or output gradients side by side (n = images · output pixels). Both are always written
-/// before they are read, so reused buffers need no clearing.
+/// Per-thread scratch: a group's im2col matrix (`[K, n]`, or `[n, K]` when pixel-major) and a
+/// `[C_out, n]` matrix of outputs or output gradients side by side (n = images · output
+/// pixels). Both are always written before they are read, so reused buffers need no clearing.
 struct Scratch {
     col: Vec<f32>,
     wide: Vec<f32>,
-    lowering: Im2col,
+    lowering: Lowering,
+}
+
+/// How the im2col matrix is laid out and built.
+enum Lowering {
+    /// `[K, n]`, one row per input channel and tap ([`Im2col`]).
+    Planar(Im2col),
+    /// `[n, K]`, one row per output pixel ([`Im2row`]).
+    PixelMajor(Im2row),
+}
+
+impl Lowering {
+    /// `col`, an im2col matrix of `n` columns in this layout, as a `[K, n]` view.
+    fn view<'a>(&self, col: &'a [f32], k: usize, n: usize) -> Matrix<'a> {
+        match self {
+            Self::Planar(_) => Matrix::row_major(col, k, n),
+            Self::PixelMajor(_) => Matrix::transposed(col, n, k),
+        }
+    }
 }
 
 /// The most values a thread keeps in its spare scratch buffers (8 MiB): enough for every layer
@@ -155,22 +203,49 @@ impl Scratch {
         Self {
             col,
             wide,
-            lowering: Im2col::new(dims),
+            lowering: match dims.pixel_major() {
+                true => Lowering::PixelMajor(Im2row::new(dims)),
+                false => Lowering::Planar(Im2col::new(dims)),
+            },
         }
     }
 
-    /// im2col of `images` of `x`, side by side: `[K, images · L]`.
+    /// im2col of `images` of `x`, side by side (`n = images · L` columns); returns `n`.
     fn im2col(&mut self, x: &[f32], images: std::ops::Range<usize>, dims: &ConvDims) -> usize {
-        let l = dims.output_pixels();
+        let (k, l) = (dims.patch_len(), dims.output_pixels());
         let columns = images.len() * l;
         for (g, b) in images.enumerate() {
-            self.lowering.im2col(
-                image(x, b, dims.input_len()),
-                &mut self.col[g * l..],
-                columns,
-            );
+            let x_b = image(x, b, dims.input_len());
+            match &mut self.lowering {
+                Lowering::Planar(planar) => planar.im2col(x_b, &mut self.col[g * l..], columns),
+                Lowering::PixelMajor(rows) => rows.im2row(x_b, &mut self.col[g * l * k..]),
+            }
         }
         columns
+    }
+
+    /// The im2col matrix of `n` columns as a `[K, n]` view, whatever its layout.
+    fn col_view(&self, k: usize, n: usize) -> Matrix<'_> {
+        self.lowering.view(&self.col, k, n)
+    }
+
+    /// The im2col matrix of `n` columns as a writable `[K, n]` view, and the `[C_out, n]`
+    /// side-by-side matrix beside it.
+    fn col_view_mut_and_wide(&mut self, k: usize, n: usize) -> (MatrixMut<'_>, &[f32]) {
+        let col = match self.lowering {
+            Lowering::Planar(_) => MatrixMut::row_major(&mut self.col, k, n),
+            Lowering::PixelMajor(_) => MatrixMut::transposed(&mut self.col, n, k),
+        };
+        (col, &self.wide)
+    }
+
+    /// col2im of image `g` of the group's `n`-column matrix into `x_b` `[C_in, H, W]`.
+    fn col2im(&mut self, g: usize, n: usize, dims: &ConvDims, x_b: &mut [f32]) {
+        let (k, l) = (dims.patch_len(), dims.output_pixels());
+        match &mut self.lowering {
+            Lowering::Planar(planar) => planar.col2im(&self.col[g * l..], n, x_b),
+            Lowering::PixelMajor(rows) => rows.row2im(&self.col[g * l * k..][..l * k], x_b),
+        }
     }
 
     /// `dy` of `images` side by side in `wide` (`[C_out, images · L]`).
@@ -205,6 +280,7 @@ pub fn conv_forward(x: &[f32], weight: &[f32], dims: &ConvDims, epilogue: Epilog
     check_len("weight", weight, dims.weight_len());
     let (k, l) = (dims.patch_len(), dims.output_pixels());
     let grouping = Grouping::of(dims);
+    let weight = dims.weight_for_gemm(weight);
     map_groups(
         dims.output_len(),
         dims,
@@ -212,13 +288,20 @@ pub fn conv_forward(x: &[f32], weight: &[f32], dims: &ConvDims, epilogue: Epilog
         |scratch, images, y_group| {
             let count = images.len();
             let n = scratch.im2col(x, images, dims);
-            let w = Matrix::row_major(weight, dims.c_out, k);
-            let col = Matrix::row_major(&scratch.col, k, n);
+            let w = Matrix::row_major(&weight, dims.c_out, k);
             if count == 1 {
                 // y_b [C_out, L] = W [C_out, K] · col [K, L]
-                gemm(y_group, false, w, col, grouping.parallelism);
+                let y_b = MatrixMut::row_major(y_group, dims.c_out, n);
+                gemm(y_b, false, w, scratch.col_view(k, n), grouping.parallelism);
             } else {
-                gemm(&mut scratch.wide, false, w, col, grouping.parallelism);
+                let Scratch {
+                    col,
+                    wide,
+                    lowering,
+                } = &mut *scratch;
+                let col = lowering.view(col, k, n);
+                let wide = MatrixMut::row_major(wide, dims.c_out, n);
+                gemm(wide, false, w, col, grouping.parallelism);
                 for (g, y_b) in y_group.chunks_exact_mut(dims.output_len()).enumerate() {
                     for (co, row) in y_b.chunks_exact_mut(l).enumerate() {
                         row.copy_from_slice(&scratch.wide[co * n + g * l..][..l]);
@@ -245,6 +328,7 @@ pub fn conv_input_grad(
     check_len("weight", weight, dims.weight_len());
     let (k, l) = (dims.patch_len(), dims.output_pixels());
     let grouping = Grouping::of(dims);
+    let weight = dims.weight_for_gemm(weight);
     map_groups(
         dims.input_len(),
         dims,
@@ -252,19 +336,21 @@ pub fn conv_input_grad(
         |scratch, images, dx_group| {
             let n = images.len() * l;
             // col [K, n] = Wᵀ [K, C_out] · dy [C_out, n]
-            let w_t = Matrix::transposed(weight, dims.c_out, k);
+            let w_t = Matrix::transposed(&weight, dims.c_out, k);
             if images.len() == 1 {
                 let dy_b = image(dy, images.start, dims.output_len());
                 let dy_b = Matrix::row_major(dy_b, dims.c_out, n);
-                gemm(&mut scratch.col, false, w_t, dy_b, grouping.parallelism);
+                let (col, _) = scratch.col_view_mut_and_wide(k, n);
+                gemm(col, false, w_t, dy_b, grouping.parallelism);
             } else {
                 scratch.gather(dy, images, dims);
-                let wide = Matrix::row_major(&scratch.wide, dims.c_out, n);
-                gemm(&mut scratch.col, false, w_t, wide, grouping.parallelism);
+                let (col, wide) = scratch.col_view_mut_and_wide(k, n);
+                let wide = Matrix::row_major(wide, dims.c_out, n);
+                gemm(col, false, w_t, wide, grouping.parallelism);
             }
             let plane = dims.input_px[0] * dims.input_px[1];
             for (g, dx_b) in dx_group.chunks_exact_mut(dims.input_len()).enumerate() {
-                scratch.lowering.col2im(&scratch.col[g * l..], n, dx_b);
+                scratch.col2im(g, n, dims, dx_b);
                 epilogue.apply(dx_b, plane);
             }
         },
@@ -297,10 +383,10 @@ pub fn conv_weight_grad(x: &[f32], dy: &[f32], dims: &ConvDims) -> Vec<f32> {
             };
             // dW [C_out, K] (+)= dy [C_out, n] · colᵀ [n, K]
             gemm(
-                &mut dw,
+                MatrixMut::row_major(&mut dw, dims.c_out, k),
                 i > 0,
                 Matrix::row_major(dy_group, dims.c_out, n),
-                Matrix::transposed(&scratch.col, k, n),
+                scratch.col_view(k, n).transpose(),
                 grouping.parallelism,
             );
         }
@@ -315,7 +401,7 @@ pub fn conv_weight_grad(x: &[f32], dy: &[f32], dims: &ConvDims) -> Vec<f32> {
     for partial in partials {
         dw.iter_mut().zip(&partial).for_each(|(a, b)| *a += b);
     }
-    dw
+    dims.weight_from_gemm(dw)
 }
 
 /// Per-channel sums of `dy` `[B, C, H, W]` over the batch and the pixels (the bias gradient):
@@ -453,36 +539,92 @@ impl<'a> Matrix<'a> {
             col_stride: cols as isize,
         }
     }
+
+    /// The same values, transposed.
+    fn transpose(self) -> Self {
+        Self {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
 }
 
-/// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate` (`dst` row-major).
-fn gemm(dst: &mut [f32], accumulate: bool, lhs: Matrix, rhs: Matrix, parallelism: Parallelism) {
+/// A writable matrix view over a buffer that holds `rows × cols` values densely, row-major or
+/// transposed.
+struct MatrixMut<'a> {
+    data: &'a mut [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: isize,
+    col_stride: isize,
+}
+
+impl<'a> MatrixMut<'a> {
+    fn row_major(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
+        assert!(
+            data.len() >= rows * cols,
+            "lowered conv: GEMM output buffer too small"
+        );
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride: cols as isize,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of the row-major `rows × cols` matrix in `data` (a `cols × rows` view).
+    fn transposed(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
+        let view = Self::row_major(data, rows, cols);
+        Self {
+            rows: cols,
+            cols: rows,
+            row_stride: 1,
+            col_stride: cols as isize,
+            data: view.data,
+        }
+    }
+
+    /// Zeroes the view's values (both layouts are dense).
+    fn fill_zero(&mut self) {
+        self.data[..self.rows * self.cols].fill(0.0);
+    }
+}
+
+/// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`.
+fn gemm(mut dst: MatrixMut, accumulate: bool, lhs: Matrix, rhs: Matrix, parallelism: Parallelism) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "lowered conv: inner GEMM dimensions differ");
     assert!(
-        dst.len() >= m * n,
-        "lowered conv: GEMM output buffer too small"
+        dst.rows == m && dst.cols == n,
+        "lowered conv: GEMM output is {}×{}, the product {m}×{n}",
+        dst.rows,
+        dst.cols
     );
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         if !accumulate {
-            dst[..m * n].fill(0.0);
+            dst.fill_zero();
         }
         return;
     }
     // SAFETY: the views were built over buffers of at least rows × cols elements (asserted
-    // above and in the constructors) with strides that stay inside them, and `dst` holds
-    // m × n values, written row-major with column stride 1 and row stride n.
+    // in the constructors) with strides that stay inside them, and `dst` is such a view of
+    // m × n values.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
+            dst.data.as_mut_ptr(),
+            dst.col_stride,
+            dst.row_stride,
             accumulate,
             lhs.data.as_ptr(),
             lhs.col_stride,
@@ -598,6 +740,13 @@ mod tests {
                 },
             ),
             dims(2, 1, 2, [9, 9], g(2, 3, 0)),
+            // Enough input channels for the pixel-major im2col: the encoder's 3×3 stride-2
+            // convs on odd and even sizes, stride 1, a 5×5 kernel and a 1×1 one.
+            dims(3, 16, 4, [7, 6], g(3, 2, 1)),
+            dims(2, 17, 3, [4, 4], g(3, 2, 1)),
+            dims(3, 16, 2, [5, 5], g(3, 1, 1)),
+            dims(2, 18, 3, [9, 4], g(5, 2, 2)),
+            dims(2, 16, 5, [3, 2], g(1, 1, 0)),
         ]
     }
 

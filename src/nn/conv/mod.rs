@@ -8,6 +8,7 @@
 mod epilogue;
 mod extension;
 mod im2col;
+mod im2row;
 mod lowering;
 mod subpixel;
 
