@@ -210,33 +210,25 @@ fn transpose_tile(src: &[f32], src_stride: usize, dst: &mut [f32], dst_stride: u
 
 /// A weight `[C_out, C_in, T]` (T taps) in the pixel-major rows' order `[C_out, T, C_in]`.
 pub(super) fn to_tap_major(weight: &[f32], c_out: usize, c_in: usize, taps: usize) -> Vec<f32> {
-    let mut out = vec![0.0; weight.len()];
-    for (src, dst) in weight
-        .chunks_exact(c_in * taps)
-        .zip(out.chunks_exact_mut(c_in * taps))
-        .take(c_out)
-    {
-        for ci in 0..c_in {
-            for t in 0..taps {
-                dst[t * c_in + ci] = src[ci * taps + t];
-            }
-        }
-    }
-    out
+    transpose_each(weight, c_out, c_in, taps)
 }
 
 /// The inverse of [`to_tap_major`]: `[C_out, T, C_in]` → `[C_out, C_in, T]`.
 pub(super) fn from_tap_major(weight: &[f32], c_out: usize, c_in: usize, taps: usize) -> Vec<f32> {
-    let mut out = vec![0.0; weight.len()];
-    for (src, dst) in weight
-        .chunks_exact(c_in * taps)
-        .zip(out.chunks_exact_mut(c_in * taps))
-        .take(c_out)
-    {
-        for ci in 0..c_in {
-            for t in 0..taps {
-                dst[ci * taps + t] = src[t * c_in + ci];
-            }
+    transpose_each(weight, c_out, taps, c_in)
+}
+
+/// `count` row-major `[rows, cols]` matrices, one after another → each transposed.
+fn transpose_each(matrices: &[f32], count: usize, rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; matrices.len()];
+    let each = rows * cols;
+    if each > 0 {
+        for (src, dst) in matrices
+            .chunks_exact(each)
+            .zip(out.chunks_exact_mut(each))
+            .take(count)
+        {
+            transpose(src, rows, cols, dst);
         }
     }
     out
