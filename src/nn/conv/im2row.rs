@@ -18,7 +18,7 @@ const MIN_CHANNELS: usize = 16;
 /// The widest output (pixels) for which the pixel-major form is used. Past it the planar
 /// form's rows are long copies already, and the two layout changes (a pass each over images
 /// that no longer fit in cache) cost more than they save: at 160×224, 64 channels, the
-/// 80×112 ↔ 40×56 layers took 10–20 % longer pixel-major, the 20×28 ↔ 10×14 ones 15–25 % less
+/// 80×112 ↔ 40×56 layers took 14–21 % longer pixel-major, the 20×28 ↔ 10×14 ones 13–26 % less
 /// (bench/README.md).
 const MAX_OUTPUT_WIDTH_PX: usize = 16;
 
