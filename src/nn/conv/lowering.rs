@@ -179,6 +179,14 @@ impl Lowering {
             Self::PixelMajor(_) => Matrix::transposed(col, n, k),
         }
     }
+
+    /// The same view, writable.
+    fn view_mut<'a>(&self, col: &'a mut [f32], k: usize, n: usize) -> MatrixMut<'a> {
+        match self {
+            Self::Planar(_) => MatrixMut::row_major(col, k, n),
+            Self::PixelMajor(_) => MatrixMut::transposed(col, n, k),
+        }
+    }
 }
 
 /// The most values a thread keeps in its spare scratch buffers (8 MiB): enough for every layer
@@ -227,16 +235,6 @@ impl Scratch {
     /// The im2col matrix of `n` columns as a `[K, n]` view, whatever its layout.
     fn col_view(&self, k: usize, n: usize) -> Matrix<'_> {
         self.lowering.view(&self.col, k, n)
-    }
-
-    /// The im2col matrix of `n` columns as a writable `[K, n]` view, and the `[C_out, n]`
-    /// side-by-side matrix beside it.
-    fn col_view_mut_and_wide(&mut self, k: usize, n: usize) -> (MatrixMut<'_>, &[f32]) {
-        let col = match self.lowering {
-            Lowering::Planar(_) => MatrixMut::row_major(&mut self.col, k, n),
-            Lowering::PixelMajor(_) => MatrixMut::transposed(&mut self.col, n, k),
-        };
-        (col, &self.wide)
     }
 
     /// col2im of image `g` of the group's `n`-column matrix into `x_b` `[C_in, H, W]`.
@@ -340,11 +338,17 @@ pub fn conv_input_grad(
             if images.len() == 1 {
                 let dy_b = image(dy, images.start, dims.output_len());
                 let dy_b = Matrix::row_major(dy_b, dims.c_out, n);
-                let (col, _) = scratch.col_view_mut_and_wide(k, n);
+                let Scratch { col, lowering, .. } = &mut *scratch;
+                let col = lowering.view_mut(col, k, n);
                 gemm(col, false, w_t, dy_b, grouping.parallelism);
             } else {
                 scratch.gather(dy, images, dims);
-                let (col, wide) = scratch.col_view_mut_and_wide(k, n);
+                let Scratch {
+                    col,
+                    wide,
+                    lowering,
+                } = &mut *scratch;
+                let col = lowering.view_mut(col, k, n);
                 let wide = Matrix::row_major(wide, dims.c_out, n);
                 gemm(col, false, w_t, wide, grouping.parallelism);
             }
