@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The classifier on a lent GPU machine (no cargo there), in the style of bench/gpu_check.sh:
-# `.devbin/sense` (release, `gpu` feature, stripped, xz-compressed) and the Vulkan loader
-# debs in `.gl/` travel with the call. Checks that `--backend gpu` picks the GPU through
+# `.devbin/sense.xz` and the Vulkan loader's deb in `.gl/`, both made by bench/gpu_prepare.sh,
+# travel with the call (carry: [".devbin", ".gl"]). Checks that `--backend gpu` picks the GPU through
 # select_backend, that the network trains there (grouped/depthwise convs, SE, stochastic
 # depth) and how its held-out accuracy and time compare with the same run on the CPU cores.
 set -uo pipefail
