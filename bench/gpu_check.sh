@@ -89,8 +89,8 @@ export XDG_CACHE_HOME=/tmp/gpu-check-cache
 
 started_s=$SECONDS
 left_s() { echo $((budget_s - (SECONDS - started_s))); }
-# `begin SECONDS TITLE`: a step's header, or why it is skipped (it is not selected, its binary is
-# missing, or the budget left cannot hold the SECONDS it takes).
+# `begin SECONDS NAME TITLE [BINARY...]`: step NAME's header, or why it is skipped (it is not
+# selected, a BINARY it runs is missing, or the budget left cannot hold the SECONDS it takes).
 begin() {
     local need_s=$1 name=$2 title=$3
     shift 3
