@@ -10,7 +10,7 @@
 #   autotune    first-epoch images/s of a first and a second start of `sense train` (the
 #               autotune cache in the per-user cache directory)
 #   layers      the per-layer tables at 160x224 (one read-back per batch of calls), both forms
-#               and PyTorch's
+#               and PyTorch's, and each kernel of a train step with its launches and GPU time
 #   cpu         burn-flex against PyTorch on the machine's CPU cores (images/s, busy cores)
 #   dist        the train step of the `dist` profile's build against the release build's
 #               (issue 16), when train_throughput-dist is in the binary folder
@@ -185,9 +185,10 @@ if begin 80 autotune "first and second start on the same shapes (1 epoch of samp
 fi
 
 if begin 90 layers "per-layer ms at $layer_size (one read-back per batch of calls)" train_throughput; then
+    # --kernels: every kernel of a train step, launches and device time (timestamp queries).
     for deconv in burn subpixel; do
         SENSE_GPU_DECONV=$deconv timeout "$(limit 45)" "$bin_dir/train_throughput" \
-            --backend "$backend" --sizes "$layer_size" --steps 10 --warmup 2 --ops
+            --backend "$backend" --sizes "$layer_size" --steps 10 --warmup 2 --ops --kernels
     done
     timeout "$(limit 30)" "$python" bench/torch_reference.py --device "$torch_device" \
         --sizes "$layer_size" --steps 10 --warmup 2 --ops

@@ -7,14 +7,20 @@
 //! images and prints images per second for three phases: forward alone, forward + backward, and
 //! the full step (forward + backward + Adam). `--ops` adds a per-layer timing of every conv,
 //! transposed conv and dense layer of the model, forward and backward, so the gap to PyTorch
-//! (`bench/torch_reference.py --ops`) can be traced to an op.
+//! (`bench/torch_reference.py --ops`) can be traced to an op. `--kernels` lists every kernel a
+//! train step launches on the wgpu backend, how often and for how long (see `kernel_watch`).
 //!
 //! ```text
 //! cargo run --release --example train_throughput -- [--sizes 28x28:128,50x50:128,160x224:32]
-//!     [--steps 20] [--warmup 3] [--ops] [--json] [--backend cpu|gpu] [--conv lowered|burn]
+//!     [--steps 20] [--warmup 3] [--ops] [--kernels] [--step-only] [--json]
+//!     [--backend cpu|gpu|noop] [--conv lowered|burn]
 //! ```
 //! `--conv burn` runs the CPU convolutions on burn-flex's own kernels instead of ours
 //! (`sense::nn::conv`), to compare the two.
+//! `--backend noop` (a build with the `noop-gpu` feature) trains through burn's whole wgpu path
+//! on wgpu's no-op backend: every kernel is generated, compiled to WGSL, validated and
+//! dispatched, and no GPU runs it. Its step time is the host's share of a GPU step (autodiff,
+//! fusion, cubecl's launches, wgpu's validation), which a GPU step can never beat.
 //! `bench/train_throughput.sh` runs it against the PyTorch reference and prints the ratio table.
 
 use std::time::Instant;
@@ -30,8 +36,8 @@ use rand_distr::{Distribution as _, StandardNormal};
 use sense::data::Shape;
 use sense::nn::conv::{self, ConvGeometry, CpuConvPath};
 use sense::nn::losses::mse;
-use sense::nn::{ModelConfig, ModelKind, halved};
-use sense::train::backend::{BackendChoice, BackendKind, select_backend};
+use sense::nn::{Autoencoder, ModelConfig, ModelKind, halved};
+use sense::train::backend::{BackendChoice, BackendKind, SelectedBackend, select_backend};
 
 sense::process_allocator!();
 
@@ -40,6 +46,8 @@ const ADAM_EPSILON: f32 = 1e-8;
 const FILTERS: usize = 64;
 const LATENT_DIM: usize = 256;
 const LEVELS: usize = 4;
+/// Train steps watched by `--kernels`.
+const KERNEL_STEPS: usize = 3;
 
 /// One benchmarked input size.
 #[derive(Debug, Clone, Copy)]
@@ -75,8 +83,14 @@ struct Args {
     steps: usize,
     warmup: usize,
     ops: bool,
+    /// `--kernels`: list the kernels a train step launches (see `kernel_watch`).
+    kernels: bool,
+    /// `--step-only`: time the full train step alone, so a profile of the run is of it.
+    step_only: bool,
     json: bool,
     backend: BackendChoice,
+    /// `--backend noop`: the wgpu path with no GPU behind it (see the module comment).
+    noop_gpu: bool,
     conv: CpuConvPath,
 }
 
@@ -87,8 +101,11 @@ impl Args {
             steps: 20,
             warmup: 3,
             ops: false,
+            kernels: false,
+            step_only: false,
             json: false,
             backend: BackendChoice::Cpu,
+            noop_gpu: false,
             conv: CpuConvPath::Lowered,
         };
         let mut sizes = "28x28:128,50x50:128,160x224:32".to_owned();
@@ -100,12 +117,18 @@ impl Args {
                 "--steps" => args.steps = value()?.parse().context("--steps")?,
                 "--warmup" => args.warmup = value()?.parse().context("--warmup")?,
                 "--ops" => args.ops = true,
+                "--kernels" => args.kernels = true,
+                "--step-only" => args.step_only = true,
                 "--json" => args.json = true,
                 "--backend" => {
                     args.backend = match value()?.as_str() {
                         "cpu" => BackendChoice::Cpu,
                         "gpu" => BackendChoice::Gpu,
-                        other => bail!("--backend `{other}`: use cpu or gpu"),
+                        "noop" => {
+                            args.noop_gpu = true;
+                            BackendChoice::Gpu
+                        }
+                        other => bail!("--backend `{other}`: use cpu, gpu or noop"),
                     }
                 }
                 "--conv" => {
@@ -116,7 +139,7 @@ impl Args {
                     }
                 }
                 other => bail!(
-                    "unknown argument `{other}`; use --sizes HxW:B,.. --steps N --warmup N --ops --json --backend cpu|gpu --conv lowered|burn"
+                    "unknown argument `{other}`; use --sizes HxW:B,.. --steps N --warmup N --ops --kernels --step-only --json --backend cpu|gpu|noop --conv lowered|burn"
                 ),
             }
         }
@@ -205,15 +228,20 @@ fn normal_batch(case: Case) -> Vec<f32> {
 }
 
 struct Throughput {
-    forward: Rate,
-    forward_backward: Rate,
+    /// `None` with `--step-only`.
+    forward: Option<Rate>,
+    forward_backward: Option<Rate>,
     step: Rate,
+    /// `--kernels`: the launches of one train step, by kernel.
+    kernels: Option<Vec<kernel_watch::KernelRow>>,
 }
 
 fn train_throughput(
     case: Case,
     warmup: usize,
     steps: usize,
+    kernel_steps: usize,
+    step_only: bool,
     backend: &Device,
 ) -> Result<Throughput> {
     let device = backend.clone().autodiff();
@@ -234,40 +262,80 @@ fn train_throughput(
     let plain = device.clone().without_autodiff();
     let valid = model.valid();
     let x_plain = x.clone().to_device(&plain);
-    let forward = measure(case.batch, warmup, steps, || {
-        let recon = valid.forward(x_plain.clone()).recon;
-        mse(recon, x_plain.clone()).into_scalar::<f32>();
+    let forward = (!step_only).then(|| {
+        measure(case.batch, warmup, steps, || {
+            let recon = valid.forward(x_plain.clone()).recon;
+            mse(recon, x_plain.clone()).into_scalar::<f32>();
+        })
     });
 
-    let forward_backward = measure(case.batch, warmup, steps, || {
+    let forward_backward = (!step_only).then(|| {
+        measure(case.batch, warmup, steps, || {
+            let loss = mse(model.forward(x.clone()).recon, x.clone());
+            let grads = loss.backward();
+            loss.into_scalar::<f32>();
+            drop(grads);
+        })
+    });
+
+    // The full step. `optim.step` takes the model by value, so the model goes in and comes
+    // back out (a closure capturing it would keep a second reference to every weight).
+    let mut train_step = |model: Autoencoder| {
         let loss = mse(model.forward(x.clone()).recon, x.clone());
-        let grads = loss.backward();
-        loss.into_scalar::<f32>();
-        drop(grads);
-    });
-
-    // The full step, written out because `optim.step` takes the model by value (cloning it
-    // into a closure would keep a second reference to every weight).
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let model = optim.step(LEARNING_RATE, model, grads);
+        (model, loss.into_scalar::<f32>())
+    };
     let mut last_loss = f32::NAN;
     let mut watch = Stopwatch::start();
     for i in 0..warmup + steps {
         if i == warmup {
             watch = Stopwatch::start();
         }
-        let loss = mse(model.forward(x.clone()).recon, x.clone());
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(LEARNING_RATE, model, grads);
-        last_loss = loss.into_scalar::<f32>();
+        (model, last_loss) = train_step(model);
     }
     let step = watch.finish(case.batch * steps);
     if !last_loss.is_finite() {
         bail!("training diverged at {}: loss {last_loss}", case.label());
     }
+    let kernels = match kernel_steps {
+        0 => None,
+        observed => {
+            let watch = kernel_watch::KernelWatch::start()?;
+            for _ in 0..observed {
+                (model, _) = train_step(model);
+            }
+            Some(watch.per_step(observed))
+        }
+    };
     Ok(Throughput {
         forward,
         forward_backward,
         step,
+        kernels,
     })
+}
+
+fn print_kernels(rows: &[kernel_watch::KernelRow]) {
+    if rows.is_empty() {
+        println!(
+            "  kernels per train step: none launched (the CPU backend runs no cubecl kernels)"
+        );
+        return;
+    }
+    let launches: f64 = rows.iter().map(|r| r.launches).sum();
+    let ms: f64 = rows.iter().map(|r| r.ms).sum();
+    println!(
+        "  kernels per train step: {launches:.0} launches of {} kernels, {ms:.2} ms timed one at a time",
+        rows.len()
+    );
+    println!("  {:>8} {:>9}  {:<7} kernel", "launches", "ms", "timing");
+    for row in rows {
+        println!(
+            "  {:>8.1} {:>9.3}  {:<7} {}",
+            row.launches, row.ms, row.timing, row.kernel
+        );
+    }
 }
 
 /// Milliseconds of one layer op: forward alone, forward + backward to the weights, and
@@ -402,7 +470,10 @@ fn main() -> Result<()> {
     let args = Args::parse()?;
     conv::set_cpu_conv_path(args.conv);
     let threads = rayon::current_num_threads();
-    let backend = select_backend(args.backend);
+    let backend = match args.noop_gpu {
+        true => noop_gpu::backend()?,
+        false => select_backend(args.backend),
+    };
     if let Some(reason) = &backend.fallback_reason {
         bail!("{reason}");
     }
@@ -411,12 +482,23 @@ fn main() -> Result<()> {
         BackendKind::Gpu => format!("burn-wgpu {}", backend.name),
     };
     for &case in &args.cases {
-        let t = train_throughput(case, args.warmup, args.steps, &backend.device)?;
+        let kernel_steps = if args.kernels { KERNEL_STEPS } else { 0 };
+        let t = train_throughput(
+            case,
+            args.warmup,
+            args.steps,
+            kernel_steps,
+            args.step_only,
+            &backend.device,
+        )?;
         let phases = [
             ("forward", t.forward),
             ("forward_backward", t.forward_backward),
-            ("step", t.step),
+            ("step", Some(t.step)),
         ];
+        let phases = phases
+            .into_iter()
+            .filter_map(|(name, rate)| Some((name, rate?)));
         if args.json {
             let mut line = serde_json::json!({
                 "framework": framework,
@@ -444,9 +526,213 @@ fn main() -> Result<()> {
                 );
             }
         }
+        if let Some(rows) = &t.kernels {
+            print_kernels(rows);
+        }
         if args.ops {
             profile_ops(case, args.steps.clamp(3, 10), &backend.device, &framework);
         }
     }
     Ok(())
+}
+
+/// burn's wgpu backend on wgpu's no-op backend (`--backend noop`).
+#[cfg(feature = "noop-gpu")]
+mod noop_gpu {
+    use super::{BackendKind, Result, SelectedBackend};
+    use anyhow::Context;
+    use burn::tensor::Device;
+    use burn::tensor::wgpu::{WgpuSetup, wgpu};
+    use sense::train::backend::block_on;
+
+    /// A device that reports what a Vulkan NVIDIA GPU reports to cubecl where it changes which
+    /// kernels cubecl generates (a discrete GPU with 32-wide subgroups, f16, i64 and float
+    /// atomics, large workgroups and shared memory), so the host does the work it would do
+    /// there. No timestamp queries: autotune times candidates on the host clock, which on this
+    /// backend measures nothing, so its choice is arbitrary (each candidate is one dispatch, so
+    /// the host's share hardly depends on it).
+    pub fn backend() -> Result<SelectedBackend> {
+        let features = wgpu::Features::SUBGROUP
+            | wgpu::Features::SHADER_F16
+            | wgpu::Features::SHADER_INT64
+            | wgpu::Features::SHADER_FLOAT32_ATOMIC;
+        let limits = wgpu::Limits {
+            max_compute_workgroup_storage_size: 48 * 1024,
+            max_compute_invocations_per_workgroup: 1024,
+            max_compute_workgroup_size_x: 1024,
+            max_compute_workgroup_size_y: 1024,
+            max_compute_workgroup_size_z: 64,
+            max_storage_buffers_per_shader_stage: 64,
+            max_storage_buffer_binding_size: u64::from(u32::MAX),
+            max_buffer_size: u64::from(u32::MAX),
+            ..wgpu::Limits::default()
+        };
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: wgpu::Backends::NOOP,
+            backend_options: wgpu::BackendOptions {
+                noop: wgpu::NoopBackendOptions {
+                    enable: true,
+                    limits: Some(limits.clone()),
+                    features: Some(features),
+                    device_type: Some(wgpu::DeviceType::DiscreteGpu),
+                    subgroup_min_size: Some(32),
+                    subgroup_max_size: Some(32),
+                },
+                ..Default::default()
+            },
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        let adapter = block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+            .context("the no-op wgpu adapter")?;
+        let (device, queue) = block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            required_features: features,
+            // As the adapter reports them: wgpu rounds some of the asked-for ones down.
+            required_limits: adapter.limits(),
+            memory_hints: wgpu::MemoryHints::MemoryUsage,
+            ..Default::default()
+        }))
+        .context("the no-op wgpu device")?;
+        let device = Device::wgpu_options()
+            .setup(WgpuSetup {
+                instance,
+                adapter,
+                device,
+                queue,
+                backend: wgpu::Backend::Noop,
+            })
+            .init()
+            .context("registering the no-op wgpu device with burn")?;
+        Ok(SelectedBackend {
+            device,
+            kind: BackendKind::Gpu,
+            name: "no-op wgpu (host work only)".into(),
+            fallback_reason: None,
+        })
+    }
+}
+
+#[cfg(not(feature = "noop-gpu"))]
+mod noop_gpu {
+    use super::{Result, SelectedBackend};
+
+    pub fn backend() -> Result<SelectedBackend> {
+        anyhow::bail!("--backend noop needs a build with the `noop-gpu` feature")
+    }
+}
+
+/// `--kernels`: which kernels a train step launches on the wgpu backend.
+#[cfg(feature = "gpu")]
+mod kernel_watch {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use anyhow::Result;
+    use burn::cubecl::config::{TypeNameFormatLevel, type_name_format};
+    use burn::cubecl::logging::{
+        Duration as ProfileTime, LaunchObservation, LaunchObserver, TimingMethod, TimingRequest,
+    };
+
+    /// Every kernel launch of the observed train steps, by kernel. Each launch is timed on its
+    /// own (`TimingRequest::Resolved` waits for it), so the times are each kernel's cost, and
+    /// the steps themselves run slower than the timed ones above. On a GPU with timestamp queries
+    /// the time is the device's; otherwise it is the host's wall clock around a blocking submit.
+    #[derive(Default)]
+    struct KernelTally(Mutex<BTreeMap<&'static str, KernelStats>>);
+
+    #[derive(Default, Clone)]
+    struct KernelStats {
+        launches: usize,
+        timed_ms: f64,
+        /// How the launches were timed (`Device`, `System`), as cubecl reports it.
+        timing: String,
+    }
+
+    impl LaunchObserver for KernelTally {
+        fn launched(&self, kernel: &'static str) {
+            lock(&self.0).entry(kernel).or_default().launches += 1;
+        }
+
+        fn timing(&self) -> TimingRequest {
+            TimingRequest::Resolved
+        }
+
+        fn timed(&self, kernel: &'static str, duration: ProfileTime, method: TimingMethod) {
+            let mut kernels = lock(&self.0);
+            let stats = kernels.entry(kernel).or_default();
+            stats.timed_ms += duration.as_secs_f64() * 1e3;
+            stats.timing = format!("{method:?}");
+        }
+    }
+
+    /// The tally survives a panicking observer call: it only ever holds counts.
+    fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        mutex
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// One kernel's launches and time in one train step, averaged over the observed steps.
+    pub struct KernelRow {
+        pub kernel: String,
+        pub launches: f64,
+        pub ms: f64,
+        pub timing: String,
+    }
+
+    /// Watches every kernel launch until [`Self::per_step`].
+    pub struct KernelWatch {
+        tally: Arc<KernelTally>,
+        _observation: LaunchObservation,
+    }
+
+    impl KernelWatch {
+        pub fn start() -> Result<Self> {
+            let tally = Arc::new(KernelTally::default());
+            let observation = LaunchObservation::new(tally.clone());
+            Ok(Self {
+                tally,
+                _observation: observation,
+            })
+        }
+
+        /// Stops watching; the launches and times of one step, slowest kernel first.
+        pub fn per_step(self, steps: usize) -> Vec<KernelRow> {
+            let steps = steps as f64;
+            let mut rows: Vec<KernelRow> = lock(&self.tally.0)
+                .iter()
+                .map(|(kernel, stats)| KernelRow {
+                    kernel: type_name_format(kernel, TypeNameFormatLevel::Balanced),
+                    launches: stats.launches as f64 / steps,
+                    ms: stats.timed_ms / steps,
+                    timing: stats.timing.clone(),
+                })
+                .collect();
+            rows.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+            rows
+        }
+    }
+}
+
+#[cfg(not(feature = "gpu"))]
+mod kernel_watch {
+    use anyhow::{Result, bail};
+
+    pub struct KernelRow {
+        pub kernel: String,
+        pub launches: f64,
+        pub ms: f64,
+        pub timing: String,
+    }
+
+    pub struct KernelWatch;
+
+    impl KernelWatch {
+        pub fn start() -> Result<Self> {
+            bail!("--kernels needs a build with the `gpu` feature (kernels are cubecl's)")
+        }
+
+        pub fn per_step(self, _steps: usize) -> Vec<KernelRow> {
+            Vec::new()
+        }
+    }
 }

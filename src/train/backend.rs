@@ -263,7 +263,7 @@ pub fn hardware_adapters() -> Result<Vec<AdapterSummary>, String> {
 
 /// Native wgpu futures complete on the first poll; this drives one without an async runtime.
 #[cfg(feature = "gpu")]
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     use std::task::{Context, Poll, Waker};
     let mut future = std::pin::pin!(future);
     let mut cx = Context::from_waker(Waker::noop());
