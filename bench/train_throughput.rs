@@ -643,7 +643,7 @@ mod kernel_watch {
     struct KernelStats {
         launches: usize,
         timed_ms: f64,
-        /// How the launches were timed (`Device`, `System`), as cubecl reports it.
+        /// How the launches were timed (`Device`, `System`, or `mixed`), as cubecl reports it.
         timing: String,
     }
 
@@ -660,7 +660,12 @@ mod kernel_watch {
             let mut kernels = lock(&self.0);
             let stats = kernels.entry(kernel).or_default();
             stats.timed_ms += duration.as_secs_f64() * 1e3;
-            stats.timing = format!("{method:?}");
+            // wgpu falls back to the host clock once its timestamp queries run out.
+            let method = format!("{method:?}");
+            stats.timing = match stats.timing.is_empty() || stats.timing == method {
+                true => method,
+                false => "mixed".into(),
+            };
         }
     }
 
