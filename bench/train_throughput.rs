@@ -548,9 +548,10 @@ mod noop_gpu {
     /// A device that reports what a Vulkan NVIDIA GPU reports to cubecl where it changes which
     /// kernels cubecl generates (a discrete GPU with 32-wide subgroups, f16, i64 and float
     /// atomics, large workgroups and shared memory), so the host does the work it would do
-    /// there. No timestamp queries: autotune times candidates on the host clock, which on this
-    /// backend measures nothing, so its choice is arbitrary (each candidate is one dispatch, so
-    /// the host's share hardly depends on it).
+    /// there. No timestamp queries: autotune times candidates on the host clock, where no
+    /// kernel runs, so its choices can differ from a GPU's (the conv weight gradient may take
+    /// the fallback, a direct conv with layout copies, over the im2col kernel), and launch
+    /// counts are those of the choices made here.
     pub fn backend() -> Result<SelectedBackend> {
         let features = wgpu::Features::SUBGROUP
             | wgpu::Features::SHADER_F16
