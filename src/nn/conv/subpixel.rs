@@ -28,9 +28,9 @@ const TAPS: [[Option<usize>; 2]; 2] = [[Some(1), None], [Some(2), Some(0)]];
 /// that phase `(py, px)` reads through offset `(a, b)`, or is zero.
 fn tap_selection() -> TensorData {
     let mut selection = vec![0.0f32; 9 * 16];
-    for (py, px, a, b) in (0..16).map(|j| (j >> 3, (j >> 2) & 1, (j >> 1) & 1, j & 1)) {
+    for column in 0..16 {
+        let [py, px, a, b] = [3, 2, 1, 0].map(|bit| (column >> bit) & 1);
         if let (Some(ky), Some(kx)) = (TAPS[py][a], TAPS[px][b]) {
-            let column = ((py * 2 + px) * 2 + a) * 2 + b;
             selection[(3 * ky + kx) * 16 + column] = 1.0;
         }
     }
