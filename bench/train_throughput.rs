@@ -88,10 +88,16 @@ struct Args {
     /// `--step-only`: time the full train step alone, so a profile of the run is of it.
     step_only: bool,
     json: bool,
-    backend: BackendChoice,
-    /// `--backend noop`: the wgpu path with no GPU behind it (see the module comment).
-    noop_gpu: bool,
+    backend: BenchBackend,
     conv: CpuConvPath,
+}
+
+/// Where the bench trains.
+enum BenchBackend {
+    /// `--backend cpu|gpu`, chosen as `sense` chooses.
+    Selected(BackendChoice),
+    /// `--backend noop`: the wgpu path with no GPU behind it (see the module comment).
+    NoopGpu,
 }
 
 impl Args {
@@ -104,8 +110,7 @@ impl Args {
             kernels: false,
             step_only: false,
             json: false,
-            backend: BackendChoice::Cpu,
-            noop_gpu: false,
+            backend: BenchBackend::Selected(BackendChoice::Cpu),
             conv: CpuConvPath::Lowered,
         };
         let mut sizes = "28x28:128,50x50:128,160x224:32".to_owned();
@@ -122,12 +127,9 @@ impl Args {
                 "--json" => args.json = true,
                 "--backend" => {
                     args.backend = match value()?.as_str() {
-                        "cpu" => BackendChoice::Cpu,
-                        "gpu" => BackendChoice::Gpu,
-                        "noop" => {
-                            args.noop_gpu = true;
-                            BackendChoice::Gpu
-                        }
+                        "cpu" => BenchBackend::Selected(BackendChoice::Cpu),
+                        "gpu" => BenchBackend::Selected(BackendChoice::Gpu),
+                        "noop" => BenchBackend::NoopGpu,
                         other => bail!("--backend `{other}`: use cpu, gpu or noop"),
                     }
                 }
@@ -470,9 +472,9 @@ fn main() -> Result<()> {
     let args = Args::parse()?;
     conv::set_cpu_conv_path(args.conv);
     let threads = rayon::current_num_threads();
-    let backend = match args.noop_gpu {
-        true => noop_gpu::backend()?,
-        false => select_backend(args.backend),
+    let backend = match args.backend {
+        BenchBackend::Selected(choice) => select_backend(choice),
+        BenchBackend::NoopGpu => noop_gpu::backend()?,
     };
     if let Some(reason) = &backend.fallback_reason {
         bail!("{reason}");
